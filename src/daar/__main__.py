@@ -1,0 +1,3 @@
+from daar.cli import main
+
+raise SystemExit(main())
