@@ -67,7 +67,37 @@ class Config:
     with_scores: bool = False
     preset: str = "default"  # default | reference
     out: str | None = None
+    # -- baselines and comparison (daar compare / select --method NAME) ----------------------------
+    methods: str | None = None  # comma-separated selector names for `daar compare`
+    label_field: str | None = None  # user's own labels: diagnostics and the inter/intra bins only
+    scorer_model: str | None = None  # small LM for ifd / deita scorers (default: --model)
+    band: str = "0-20"  # percentile band for inter-diversity / intra-diversity bins
+    similarity_threshold: float = 0.9  # deita's redundancy filter
+    tag_min_count: int = 1  # instag: drop tags seen fewer times than this (alpha)
+    knn: int | None = None  # facility-location: sparse k-nearest-neighbour similarities
     extra: dict[str, Any] = field(default_factory=dict)  # selector-specific options
+    # -- LoRA fine-tuning (daar train) -------------------------------------------------------------
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lr: float = 5e-5
+    warmup_ratio: float = 0.05
+    epochs: float = 1.0
+    train_batch_size: int = 4  # `daar train --batch-size`
+    gradient_accumulation: int = 4
+    train_max_length: int = 2048  # `daar train --max-length`
+    max_steps: int | None = None
+    chat_template: str = "auto"  # none | auto | a template name/string
+    save_steps: int | None = None
+    resume: bool = False
+    merge: bool = False
+    export_format: str | None = None  # llama-factory | ms-swift | sharegpt
+    # -- evaluation (daar eval) --------------------------------------------------------------------
+    adapter: str | None = None
+    tasks: str | None = None  # comma-separated task names
+    limit: int | None = None
+    data_dir: str | None = None  # local benchmark files (default ../shared/data/eval when present)
+    eval_batch_size: int = 8
 
     # ----------------------------------------------------------------------------------------------
     @classmethod

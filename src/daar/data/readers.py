@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daar.data.records import SCHEMAS, Record, RejectedRecord, SchemaMismatch, content_id, detect_schema, normalise
+from daar.data.records import (
+    SCHEMAS,
+    Record,
+    RejectedRecord,
+    SchemaMismatch,
+    content_id,
+    detect_schema,
+    normalise,
+)
 from daar.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -109,8 +117,7 @@ def _iter_json(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _iter_table(table: Any) -> Iterator[tuple[int, Any]]:
-    for i, row in enumerate(table.to_pylist(), start=1):
-        yield i, row
+    yield from enumerate(table.to_pylist(), start=1)
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:

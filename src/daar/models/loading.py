@@ -148,7 +148,6 @@ def load_model(spec: str | None, layers: int | None = None, dtype: str = "auto",
     never materialised, so memory and time scale with K instead of the full depth. layers=0 keeps
     just the token embeddings (the method's centroid space).
     """
-    import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     path = resolve_model(spec)
