@@ -14,7 +14,11 @@ from daar.errors import DaarError
 
 # subcommand -> module with build(subparsers) and run(config) -> exit code. Order = order in --help.
 COMMANDS: dict[str, str] = {
+    "select": "daar.selectors.commands",
     "embed": "daar.features.commands",
+    "eval": "daar.evaluate.commands",
+    "train": "daar.train.commands",
+    "export": "daar.train.export_commands",
 }
 
 

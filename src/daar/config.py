@@ -49,8 +49,7 @@ class Config:
     # -- centroids, probe set, pseudo-labels -----------------------------------------------------
     probe_data: str | None = None
     probe_size: int | None = None  # default min(5000, 25% of the pool)
-    centroid_layer: str = "embedding"
-    label_layer: str = "embedding"  # feature space for k-means pseudo-labelling
+    centroid_layer: str = "embedding"  # feature space of centroids and pseudo-label assignment
     assignment: str = "kmeans"  # kmeans (initialised at centroids) | nearest (fixed centroids)
     centroid_source: str = "all"  # all | augmented (reference scripts: phase-2 samples only)
     # -- probes ----------------------------------------------------------------------------------

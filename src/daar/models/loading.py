@@ -177,3 +177,10 @@ def load_model(spec: str | None, layers: int | None = None, dtype: str = "auto",
     model.to(device).eval()
     return LoadedModel(model=model, tokenizer=load_tokenizer(spec), identity=model_identity(spec),
                        n_layers=config.num_hidden_layers, dtype=torch_dtype, device=device)
+
+
+def num_layers(spec: str | None) -> int:
+    """Decoder depth of a model, read from its config (no weights loaded)."""
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(resolve_model(spec)).num_hidden_layers)

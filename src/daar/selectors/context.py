@@ -21,7 +21,6 @@ from daar.errors import ConfigError
 
 if TYPE_CHECKING:
     from daar.method import DomainModel
-
     from daar.synth.backends import GenerationBackend
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ log = logging.getLogger(__name__)
 
 class SelectionContext:
     def __init__(self, cfg: Config, records: list[Record], run_dir: str | Path,
-                 generator: GenerationBackend | None = None):
+                 generator: GenerationBackend | None = None, rejected: list | None = None):
         if not records:
             raise ConfigError("the pool is empty: nothing to select from")
         self.cfg = cfg
@@ -39,6 +38,8 @@ class SelectionContext:
         self._features: dict[str, np.ndarray] = {}
         self._generator = generator
         self.timings: dict[str, float] = {}
+        self.rejected = rejected or []  # RejectedRecord rows of the pool file (for counts and scores)
+        self.stage_runner = None  # set by the DaaR stages; lists their fingerprints and timings
 
     @property
     def n(self) -> int:

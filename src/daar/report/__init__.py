@@ -1,0 +1,1 @@
+"""The self-contained HTML report (plots embedded as PNG data URIs)."""

@@ -1,0 +1,1 @@
+"""Domain specs, synthesis prompts, generation backends, output parsing and rejection sampling."""

@@ -1,0 +1,105 @@
+"""Robust parsing of generated samples.
+
+Small models wrap JSON in code fences, prepend chatter, forget closing brackets, use other key
+names or emit one object per line. We find every balanced JSON value in the text, fall back to
+"Instruction: / Input: / Output:" blocks, and map common key aliases. Anything that still fails
+raises ParseError with a reason that goes into the attempt log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_ALIASES = {
+    "instruction": ("instruction", "question", "prompt", "task", "query", "problem"),
+    "input": ("input", "context"),
+    "output": ("output", "answer", "response", "solution", "completion"),
+}
+
+
+class ParseError(ValueError):
+    pass
+
+
+def _balanced_spans(text: str) -> list[str]:
+    """Top-level {...} / [...] substrings, skipping brackets inside strings."""
+    spans, depth, start, in_str, esc = [], 0, None, False, False
+    for i, ch in enumerate(text):
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+            continue
+        if ch == '"' and depth > 0:
+            in_str = True
+        elif ch in "{[":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch in "}]" and depth > 0:
+            depth -= 1
+            if depth == 0 and start is not None:
+                spans.append(text[start : i + 1])
+                start = None
+    return spans
+
+
+def _sample(obj: Any) -> dict[str, str] | None:
+    if not isinstance(obj, dict):
+        return None
+    lower = {str(k).lower().strip(): v for k, v in obj.items()}
+    out = {}
+    for field, names in _ALIASES.items():
+        value = next((lower[n] for n in names if n in lower), "")
+        out[field] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False) if value else ""
+    if not out["instruction"].strip() or not out["output"].strip():
+        return None
+    return {k: v.strip() for k, v in out.items()}
+
+
+def _collect(obj: Any) -> list[dict[str, str]]:
+    if isinstance(obj, list):
+        return [s for s in (_sample(o) for o in obj) if s]
+    if isinstance(obj, dict):
+        direct = _sample(obj)
+        if direct:
+            return [direct]
+        for v in obj.values():  # {"samples": [...]}
+            if isinstance(v, list):
+                found = _collect(v)
+                if found:
+                    return found
+    return []
+
+
+_LABELLED = re.compile(r"(?is)instruction\s*[:：]\s*(?P<i>.*?)\s*(?:\n\s*input\s*[:：]\s*(?P<n>.*?))?\s*\n\s*output\s*[:：]\s*(?P<o>.*?)(?=\n\s*(?:\d+[.)]\s*)?instruction\s*[:：]|\Z)")
+
+
+def parse_samples(text: str) -> list[dict[str, str]]:
+    """All samples found in a generation (raises ParseError when there are none)."""
+    cleaned = re.sub(r"```(?:json)?", "", text)
+    samples: list[dict[str, str]] = []
+    for span in _balanced_spans(cleaned):
+        try:
+            samples.extend(_collect(json.loads(span)))
+        except json.JSONDecodeError:
+            # tolerate trailing commas, the commonest small-model slip
+            try:
+                samples.extend(_collect(json.loads(re.sub(r",\s*([}\]])", r"\1", span))))
+            except json.JSONDecodeError:
+                continue
+    if not samples:
+        for m in _LABELLED.finditer(cleaned):
+            s = {"instruction": m.group("i").strip(), "input": (m.group("n") or "").strip(), "output": m.group("o").strip()}
+            if s["instruction"] and s["output"]:
+                samples.append(s)
+    if not samples:
+        snippet = text.strip().replace("\n", " ")[:80]
+        reason = "no JSON object with instruction and output" if "{" in text else "no JSON in the output"
+        raise ParseError(f"{reason}: '{snippet}'")
+    return samples

@@ -1,0 +1,41 @@
+"""Prompt wording for the two synthesis phases (our own wording of the method's instructions).
+
+PROMPT_VERSION goes into fingerprints: change it whenever the wording changes, so cached synthesis
+results made with older prompts are not reused.
+"""
+
+from __future__ import annotations
+
+import json
+
+from daar.synth.domains import Domain
+
+PROMPT_VERSION = "v1"
+
+_FORMAT = ('Reply with JSON only, no commentary. Each sample is an object with the string fields '
+           '"instruction", "input" (may be empty) and "output".')
+
+
+def _others(domain: Domain, all_domains: list[Domain]) -> str:
+    return ", ".join(d.name.replace("_", " ") for d in all_domains if d.name != domain.name)
+
+
+def seed_prompt(domain: Domain, all_domains: list[Domain], n: int) -> list[dict[str, str]]:
+    """Phase 1: ask for n different samples of this domain only."""
+    text = (f"You are writing training data for an assistant.\n"
+            f"Domain: {domain.name.replace('_', ' ')}. {domain.description}\n"
+            f"Write {n} different instruction-following samples that belong to this domain only and are "
+            f"clearly not about {_others(domain, all_domains)}. Make them varied in topic and length.\n"
+            f"{_FORMAT} Return a JSON list of {n} objects.")
+    return [{"role": "user", "content": text}]
+
+
+def augment_prompt(domain: Domain, all_domains: list[Domain], counter_examples: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Phase 2: show existing samples as counter-examples and ask for one clearly different sample."""
+    shown = "\n".join(json.dumps(ex, ensure_ascii=False) for ex in counter_examples)
+    text = (f"You are writing training data for an assistant.\n"
+            f"Domain: {domain.name.replace('_', ' ')}. {domain.description}\n"
+            f"Here are samples we already have:\n{shown}\n"
+            f"Write ONE new sample of this domain that is clearly different from all of them in topic, form "
+            f"and wording, and not about {_others(domain, all_domains)}.\n{_FORMAT} Return one JSON object.")
+    return [{"role": "user", "content": text}]
