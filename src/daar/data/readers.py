@@ -132,9 +132,12 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
 
 def _iter_csv(path: Path) -> Iterator[tuple[int, Any]]:
     import csv
+    import io
 
     text = _read_text(path)
-    reader = csv.DictReader(text.splitlines(keepends=True))
+    # newline="" lets the csv module see quoted newlines itself (str.splitlines would also split on
+    # \u2028, \x0c and friends inside fields)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     for i, row in enumerate(reader, start=1):
         yield i, {k: v for k, v in row.items() if k is not None}
 

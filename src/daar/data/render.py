@@ -20,6 +20,7 @@ REFERENCE_SCORE_TEMPLATE = "{instruction} {input} {output}"
 NAMED_TEMPLATES = {"default": DEFAULT_TEMPLATE, "reference-train": REFERENCE_TRAIN_TEMPLATE,
                    "reference-score": REFERENCE_SCORE_TEMPLATE}
 _FIELDS = {"instruction", "input", "output", "prompt"}
+_OUTPUT_MARK = "\x00daar-output\x00"  # stands in for the output when cutting a rendering into prompt/response
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,13 @@ class Renderer:
 
     @classmethod
     def named(cls, name_or_template: str) -> Renderer:
-        """A renderer from a template name (default, reference-train, reference-score) or a literal template."""
+        """A renderer from a template name (default, reference-train, reference-score) or a literal template.
+
+        The reference templates keep lines of empty fields ("Input: " with no input), because the
+        authors' scripts format them literally and replication needs the very same text.
+        """
+        if name_or_template in ("reference-train", "reference-score"):
+            return cls(NAMED_TEMPLATES[name_or_template], drop_empty_lines=False)
         return cls(NAMED_TEMPLATES.get(name_or_template, name_or_template.replace("\\n", "\n")))
 
     def _fields(self, instruction: str, input: str, output: str) -> dict[str, str]:
@@ -58,9 +65,16 @@ class Renderer:
         return self.render_fields(record.instruction, record.input, record.output)
 
     def render_prompt(self, record: Record) -> str:
-        """The text before the response (for response-only losses): the template cut at {output}."""
-        head = self.template.split("{output}")[0]
-        return Renderer(head, self.drop_empty_lines).render_fields(record.instruction, record.input, "")
+        """The text before the response (for response-only losses); always a prefix of `render(record)`.
+
+        Rendered with a marker in place of the output and cut there, so a label on the output's line
+        ("A: {output}") stays in the prompt exactly as `render` writes it. A record without output is
+        all prompt: its output line is dropped by `render`, so cutting the template would not be a prefix.
+        """
+        if not record.output.strip():
+            return self.render(record)
+        marked = self.render_fields(record.instruction, record.input, _OUTPUT_MARK)
+        return marked.split(_OUTPUT_MARK)[0].rstrip()
 
     @property
     def fingerprint(self) -> str:

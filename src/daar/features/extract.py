@@ -8,6 +8,7 @@ each chunk is committed to the store as one shard, so an interrupted run loses a
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,11 +19,24 @@ from daar.data.records import Record
 from daar.data.render import Renderer
 from daar.features.pooling import POOLINGS, pool
 from daar.features.store import FeatureSet, FeatureSpec, FeatureStore, text_key
-from daar.models.loading import LoadedModel, load_model, model_identity, pick_dtype
+from daar.models.loading import LoadedModel, default_device, load_model, model_identity, pick_dtype
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_LENGTH = {"embedding": 512, "layer": 1024}
+# Records per committed shard (and so the most work a kill can lose). The environment variable
+# DAAR_SHARD_SIZE overrides the default for every extractor built without an explicit shard_size,
+# e.g. to make interrupt-and-resume tests write several shards from a small pool.
+DEFAULT_SHARD_SIZE = 512
+
+
+def default_shard_size() -> int:
+    text = os.environ.get("DAAR_SHARD_SIZE", "").strip()
+    if not text:
+        return DEFAULT_SHARD_SIZE
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"DAAR_SHARD_SIZE must be a positive integer, got '{text}'")
+    return int(text)
 
 
 def parse_layer(layer: str | int) -> str:
@@ -101,7 +115,7 @@ class FeatureExtractor:
     def __init__(self, model: str | None = "default", layer: str | int = 3, pooling: str = "mean",
                  renderer: Renderer | None = None, max_length: int | None = None, dtype: str = "auto",
                  batch_size: int = 16, store: FeatureStore | None = None, device: str | None = None,
-                 shard_size: int = 512, max_tokens: int | None = 16384, show_progress: bool = True):
+                 shard_size: int | None = None, max_tokens: int | None = 16384, show_progress: bool = True):
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling '{pooling}'; use one of {', '.join(POOLINGS)}")
         self.model_spec = model
@@ -112,12 +126,13 @@ class FeatureExtractor:
         self.dtype_name = dtype
         self.batch_size = batch_size
         self.device = device
-        self.shard_size = shard_size
+        self.shard_size = shard_size or default_shard_size()
         self.max_tokens = max_tokens
         self.show_progress = show_progress
         self.store = store or FeatureStore()
         self._loaded: LoadedModel | None = None
-        resolved_dtype = str(pick_dtype(dtype, device or "cpu")).replace("torch.", "")
+        # the dtype the model will really run in (auto differs between CPU and GPU), so it names the features
+        resolved_dtype = str(pick_dtype(dtype, device or default_device())).replace("torch.", "")
         self.spec = FeatureSpec(model=model_identity(model), layer=self.layer, pooling=pooling,
                                 renderer=self.renderer.fingerprint, max_length=self.max_length, dtype=resolved_dtype)
         self.features: FeatureSet = self.store.open(self.spec)

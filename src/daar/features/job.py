@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,18 @@ def extractor_for(cfg: Config, layer: str | int | None = None, max_length: int |
                             store=FeatureStore(cfg.feature_cache), show_progress=show_progress)
 
 
+def _write_atomic(path: Path, write) -> None:
+    """Write via a temporary name and rename, so a killed run never leaves a half-written output."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object, so np.save does not append ".npy" to the temp name
+        np.save(fh, array)
+
+
 def run_embed(cfg: Config) -> dict:
     if not cfg.data:
         from daar.errors import ConfigError
@@ -36,11 +49,16 @@ def run_embed(cfg: Config) -> dict:
     extractor = extractor_for(cfg)
     feats = extractor(loaded.records)
     out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "features.npy", feats)
-    with open(out / "ids.txt", "w", encoding="utf-8") as fh:
-        fh.writelines(f"{r.id}\n" for r in loaded.records)
+    # features.npy is written last and its presence means the run finished: drop an earlier run's
+    # copy first, so a kill between the writes never pairs old features with new ids
+    (out / "features.npy").unlink(missing_ok=True)
+    _write_atomic(out / "ids.txt", lambda p: p.write_text("".join(f"{r.id}\n" for r in loaded.records),
+                                                         encoding="utf-8"))
     if loaded.rejected:
-        loaded.write_rejects(out / "rejects.jsonl")
+        _write_atomic(out / "rejects.jsonl", loaded.write_rejects)
+    else:
+        (out / "rejects.jsonl").unlink(missing_ok=True)  # stale from an earlier run on other data
+    _write_atomic(out / "features.npy", lambda p: _save_npy(p, feats))
     stats = extractor.stats
     summary = {
         "data": str(cfg.data), "schema": loaded.schema, "format": loaded.format,
@@ -50,5 +68,5 @@ def run_embed(cfg: Config) -> dict:
         "spec": extractor.spec.__dict__, "fingerprint": extractor.spec.fingerprint,
         "store": str(extractor.features.dir),
     }
-    (out / "meta.json").write_text(json.dumps(summary, indent=2))
+    _write_atomic(out / "meta.json", lambda p: p.write_text(json.dumps(summary, indent=2)))
     return summary

@@ -76,7 +76,7 @@ class FeatureSet:
             try:
                 keys = json.loads(keys_file.read_text())["keys"]
                 arr = np.load(npy, mmap_mode="r")
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, EOFError):  # EOFError: a 0-byte array file
                 continue  # incomplete shard from an interrupted writer: not valid, ignore
             if arr.ndim != 2 or arr.shape[0] != len(keys):
                 continue

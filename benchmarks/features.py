@@ -1,0 +1,168 @@
+"""Feature-extraction speed on W-1k with the bundled model (prints figures; not a timed test).
+
+Measured in one process, each configuration into its own fresh temporary feature store (so nothing is
+served from a cache; the converted model folder in the normal cache is reused):
+
+1. `--layer 3` vs full depth (`--layer 30` for SmolLM2-135M), mask-aware mean, length-bucketed
+   dynamic batching: records/s and tokens/s (real, unpadded tokens) on all of W-1k.
+2. The reference scripts' behaviour (every record padded to 1024 tokens, batch size 1, mean over all
+   positions, layer 3) vs dynamic batching at layer 3, both on the same evenly spaced subset of W-1k
+   (the reference is slow; its cost does not depend on the text length, dynamic batching's does).
+
+Model loading is excluded from the timings (it is done, and a short warm-up run, before the clock
+starts); tokenisation, forward passes, pooling and the store writes are included.
+
+    python benchmarks/features.py                     # W-1k, reference on 100 records
+    python benchmarks/features.py --n 200 --reference-n 20   # a quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+DOMAINS = ("common_sense", "reasoning", "mathematics", "coding")
+WORKLOAD = "W-1k"
+
+
+@dataclass
+class Result:
+    name: str
+    records: int
+    tokens: int  # real (unpadded) tokens embedded
+    processed: int  # token positions the model ran over (padded for the reference behaviour)
+    seconds: float
+
+    @property
+    def rps(self) -> float:
+        return self.records / self.seconds
+
+    @property
+    def tps(self) -> float:
+        return self.tokens / self.seconds
+
+
+def write_workload(data_dir: Path, per_domain: int, path: Path) -> int:
+    """Rows 0..per_domain of each pool file, concatenated in the WORKLOADS.md order."""
+    n = 0
+    with open(path, "w", encoding="utf-8") as out:
+        for domain in DOMAINS:
+            with open(data_dir / "pool" / f"{domain}.jsonl", encoding="utf-8") as fh:
+                for i, line in enumerate(fh):
+                    if i >= per_domain:
+                        break
+                    out.write(line)
+                    n += 1
+    return n
+
+
+def measure(name: str, records, store_root: Path, *, layer, pooling="mean", batch_size=16, max_length=None,
+            dtype="auto", model="default") -> Result:
+    from daar.features import FeatureExtractor, FeatureStore
+    from daar.features.extract import embed_token_ids
+
+    ext = FeatureExtractor(model, layer=layer, pooling=pooling, batch_size=batch_size, max_length=max_length,
+                           dtype=dtype, store=FeatureStore(store_root / name.replace(" ", "_")), show_progress=True)
+    loaded = ext.loaded  # load outside the timed region
+    warm = loaded.tokenizer(["warm-up text " * 8] * 2)["input_ids"]
+    embed_token_ids(loaded, warm, ext.layer, pooling, ext.max_length, batch_size)
+    t0 = time.perf_counter()
+    feats = ext(records)
+    seconds = time.perf_counter() - t0
+    stats = ext.stats
+    assert stats.n_cached == 0 and stats.n_computed == len(records), "the store was not fresh"
+    assert feats.shape[0] == len(records)
+    processed = len(records) * ext.max_length if pooling == "mean-padded" else stats.n_tokens
+    res = Result(name, len(records), stats.n_tokens, processed, seconds)
+    print(f"[{WORKLOAD}] {name}: {res.records} records, {res.tokens} tokens ({res.processed} processed) in "
+          f"{seconds:.1f} s -> {res.rps:.2f} records/s, {res.tps:.0f} tokens/s", flush=True)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="the shared real-data pack")
+    p.add_argument("--n", type=int, default=1000, help="records of W-1k to use (n/4 from each domain)")
+    p.add_argument("--reference-n", type=int, default=100, help="records for the slow reference comparison")
+    p.add_argument("--full-layer", type=int, default=None, help="full depth (default: the model's layer count)")
+    p.add_argument("--batch-size", type=int, default=16, help="dynamic batching batch size")
+    p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"])
+    p.add_argument("--model", default="default")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
+    p.add_argument("--skip-full", action="store_true", help="skip the (slow) full-depth run")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from daar.data import load_records
+    from daar.models.loading import pick_dtype, resolve_model
+
+    data_dir = Path(args.data_dir)
+    if not (data_dir / "pool").is_dir():
+        print(f"{data_dir}/pool not found; pass --data-dir", file=sys.stderr)
+        return 2
+    from transformers import AutoConfig
+
+    depth = AutoConfig.from_pretrained(resolve_model(args.model)).num_hidden_layers
+    full_layer = args.full_layer or depth
+    print(f"workload {WORKLOAD}: rows 0..{args.n // 4} of {', '.join(DOMAINS)}; model {args.model} ({depth} layers); "
+          f"dtype {args.dtype} -> {str(pick_dtype(args.dtype, 'cpu')).replace('torch.', '')}; "
+          f"torch threads {torch.get_num_threads()}; cpus {os.cpu_count()}; load average {os.getloadavg()[0]:.2f}",
+          flush=True)
+
+    results: dict[str, Result] = {}
+    with tempfile.TemporaryDirectory(prefix="daar-bench-") as tmp:
+        tmp = Path(tmp)
+        pool_file = tmp / "w1k.jsonl"
+        write_workload(data_dir, args.n // 4, pool_file)
+        records = load_records(pool_file).records
+        step = max(1, len(records) // args.reference_n)
+        subset = records[::step][: args.reference_n]
+        common = dict(dtype=args.dtype, model=args.model)
+
+        results["layer3"] = measure("layer 3, dynamic batching", records, tmp, layer=3,
+                                    batch_size=args.batch_size, **common)
+        if not args.skip_full:
+            results["full"] = measure(f"layer {full_layer} (full depth), dynamic batching", records, tmp,
+                                      layer=full_layer, batch_size=args.batch_size, **common)
+        results["subset_dynamic"] = measure(f"layer 3, dynamic batching, subset of {len(subset)}", subset, tmp,
+                                            layer=3, batch_size=args.batch_size, **common)
+        results["subset_reference"] = measure(f"layer 3, reference (pad to 1024, batch 1), subset of {len(subset)}",
+                                              subset, tmp, layer=3, pooling="mean-padded", batch_size=1,
+                                              max_length=1024, **common)
+
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (figures are noisy when other work shares the CPUs)")
+    print(f"\n### Feature extraction speed, {WORKLOAD}, bundled SmolLM2-135M-Instruct, "
+          f"{str(pick_dtype(args.dtype, 'cpu')).replace('torch.', '')}, {torch.get_num_threads()} threads\n")
+    print("| workload | setting | records | real tokens | seconds | records/s | tokens/s |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for r in results.values():
+        print(f"| {WORKLOAD} | {r.name} | {r.records} | {r.tokens} | {r.seconds:.1f} | {r.rps:.2f} | {r.tps:.0f} |")
+    ratios = {}
+    if "full" in results:
+        ratios["layer 3 vs full depth (records/s)"] = results["layer3"].rps / results["full"].rps
+    ratios["dynamic batching vs reference behaviour (records/s, same subset)"] = (
+        results["subset_dynamic"].rps / results["subset_reference"].rps)
+    print()
+    for name, value in ratios.items():
+        print(f"[{WORKLOAD}] {name}: {value:.1f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"workload": WORKLOAD, "results": {k: vars(v) | {"records_per_s": v.rps,
+                                   "tokens_per_s": v.tps} for k, v in results.items()}, "ratios": ratios}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
