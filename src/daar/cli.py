@@ -14,11 +14,14 @@ from daar.errors import DaarError
 
 # subcommand -> module with build(subparsers) and run(config) -> exit code. Order = order in --help.
 COMMANDS: dict[str, str] = {
+    "demo": "daar.demo_command",
     "select": "daar.selectors.commands",
     "embed": "daar.features.commands",
     "eval": "daar.evaluate.commands",
     "train": "daar.train.commands",
     "export": "daar.train.export_commands",
+    "compare": "daar.selectors.compare",
+    "list-selectors": "daar.selectors.list_command",
 }
 
 

@@ -77,7 +77,31 @@ def _collect(obj: Any) -> list[dict[str, str]]:
     return []
 
 
-_LABELLED = re.compile(r"(?is)instruction\s*[:：]\s*(?P<i>.*?)\s*(?:\n\s*input\s*[:：]\s*(?P<n>.*?))?\s*\n\s*output\s*[:：]\s*(?P<o>.*?)(?=\n\s*(?:\d+[.)]\s*)?instruction\s*[:：]|\Z)")
+_LABEL = re.compile(r"^\s*(?:\d+[.)]\s*)?(?:\*\*)?(instruction|input|output)(?:\*\*)?\s*[:：]\s*(.*)$", re.I)
+
+
+def _labelled_blocks(text: str) -> list[dict[str, str]]:
+    """'Instruction: ... / Input: ... / Output: ...' blocks, one field per label, continuation lines appended."""
+    samples: list[dict[str, str]] = []
+    cur: dict[str, list[str]] | None = None
+    field = None
+    for line in text.splitlines():
+        m = _LABEL.match(line)
+        if m:
+            field = m.group(1).lower()
+            if field == "instruction":
+                cur = {"instruction": [], "input": [], "output": []}
+                samples.append(cur)  # type: ignore[arg-type]
+            if cur is not None:
+                cur[field].append(m.group(2))
+        elif cur is not None and field:
+            cur[field].append(line)
+    out = []
+    for c in samples:
+        s = {k: "\n".join(v).strip() for k, v in c.items()}  # type: ignore[union-attr]
+        if s["instruction"] and s["output"]:
+            out.append(s)
+    return out
 
 
 def parse_samples(text: str) -> list[dict[str, str]]:
@@ -94,10 +118,7 @@ def parse_samples(text: str) -> list[dict[str, str]]:
             except json.JSONDecodeError:
                 continue
     if not samples:
-        for m in _LABELLED.finditer(cleaned):
-            s = {"instruction": m.group("i").strip(), "input": (m.group("n") or "").strip(), "output": m.group("o").strip()}
-            if s["instruction"] and s["output"]:
-                samples.append(s)
+        samples = _labelled_blocks(cleaned)
     if not samples:
         snippet = text.strip().replace("\n", " ")[:80]
         reason = "no JSON object with instruction and output" if "{" in text else "no JSON in the output"
