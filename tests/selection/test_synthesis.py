@@ -49,7 +49,7 @@ class RecordedBackend(GenerationBackend):
         self.outputs = list(outputs)
         self.calls = 0
 
-    def generate(self, prompts, *, n=1, temperature=0.9, top_p=0.95, max_new_tokens=512, seed=None):
+    def generate(self, prompts, *, n=1, temperature=0.9, top_p=0.95, max_new_tokens=512, seed=None, prefix=""):
         out = []
         for _ in prompts:
             self.calls += 1

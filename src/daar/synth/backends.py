@@ -27,8 +27,32 @@ class GenerationBackend(ABC):
 
     @abstractmethod
     def generate(self, prompts: list[Chat], *, n: int = 1, temperature: float = 0.9, top_p: float = 0.95,
-                 max_new_tokens: int = 512, seed: int | None = None) -> list[list[str]]:
-        """n completions for each prompt (outer list follows `prompts`)."""
+                 max_new_tokens: int = 512, seed: int | None = None, prefix: str = "") -> list[list[str]]:
+        """n completions for each prompt (outer list follows `prompts`).
+
+        `prefix` starts the assistant's reply (e.g. '{"instruction": "'): small models follow a
+        format far more reliably when its first tokens are given. Returned texts include it.
+        Backends that cannot prefill ignore it and return the reply as generated.
+        """
+
+
+def _json_stopper(tokenizer, prompt_len: int, prefix: str):
+    """A StoppingCriteria that ends each sequence once its JSON reply has closed.
+
+    Small models keep talking after the object they were asked for; on a CPU those extra tokens
+    are most of the cost, so each row stops as soon as its first JSON value is complete.
+    """
+    import torch
+    from transformers import StoppingCriteria
+
+    from daar.synth.parse import json_complete
+
+    class JsonComplete(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            texts = tokenizer.batch_decode(input_ids[:, prompt_len:], skip_special_tokens=True)
+            return torch.tensor([json_complete(prefix + t) for t in texts], device=input_ids.device)
+
+    return JsonComplete()
 
 
 class HFBackend(GenerationBackend):
@@ -48,23 +72,24 @@ class HFBackend(GenerationBackend):
         return "\n\n".join(m["content"] for m in chat) + "\n\n"
 
     def generate(self, prompts: list[Chat], *, n: int = 1, temperature: float = 0.9, top_p: float = 0.95,
-                 max_new_tokens: int = 512, seed: int | None = None) -> list[list[str]]:
+                 max_new_tokens: int = 512, seed: int | None = None, prefix: str = "") -> list[list[str]]:
         import torch
 
         tok, model = self.loaded.tokenizer, self.loaded.model
-        texts = [self._prompt_text(p) for p in prompts for _ in range(n)]
+        texts = [self._prompt_text(p) + prefix for p in prompts for _ in range(n)]
         if seed is not None:
             torch.manual_seed(seed)
         outs: list[str] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
             enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(self.loaded.device)
+            stop = [_json_stopper(tok, enc["input_ids"].shape[1], prefix)] if prefix.lstrip()[:1] in ("{", "[") else []
             with torch.inference_mode():
                 gen = model.generate(**enc, do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
                                      top_p=top_p if temperature > 0 else None, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tok.pad_token_id)
+                                     pad_token_id=tok.pad_token_id, stopping_criteria=stop or None)
             new = gen[:, enc["input_ids"].shape[1]:]
-            outs.extend(tok.batch_decode(new, skip_special_tokens=True))
+            outs.extend(prefix + t for t in tok.batch_decode(new, skip_special_tokens=True))
         return [outs[i * n : (i + 1) * n] for i in range(len(prompts))]
 
 
@@ -91,8 +116,8 @@ class OpenAIBackend(GenerationBackend):
             raise ConfigError(f"generation server {self.url} failed: {exc}. Check --generator-url") from None
 
     def generate(self, prompts: list[Chat], *, n: int = 1, temperature: float = 0.9, top_p: float = 0.95,
-                 max_new_tokens: int = 512, seed: int | None = None) -> list[list[str]]:
-        results = []
+                 max_new_tokens: int = 512, seed: int | None = None, prefix: str = "") -> list[list[str]]:
+        results = []  # chat-completions has no portable prefill: `prefix` is not sent
         for chat in prompts:
             payload = {"model": self.model, "messages": chat, "n": n, "temperature": temperature, "top_p": top_p,
                        "max_tokens": max_new_tokens}

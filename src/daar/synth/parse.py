@@ -49,6 +49,28 @@ def _balanced_spans(text: str) -> list[str]:
     return spans
 
 
+def _object_spans(text: str) -> list[str]:
+    """Every complete {...} object at any depth, left to right (salvages objects from a list that a
+    length limit cut off before its closing bracket)."""
+    out, i = [], 0
+    while True:
+        i = text.find("{", i)
+        if i < 0:
+            return out
+        spans = _balanced_spans(text[i:])
+        if spans and text[i:].startswith(spans[0]):
+            out.append(spans[0])
+            i += len(spans[0])
+        else:
+            i += 1
+
+
+def json_complete(text: str) -> bool:
+    """True once the first JSON value in `text` has closed (used to stop generation early)."""
+    start = min((p for p in (text.find("{"), text.find("[")) if p >= 0), default=-1)
+    return start >= 0 and bool(_balanced_spans(text[start:])) and text[start:].startswith(_balanced_spans(text[start:])[0])
+
+
 def _sample(obj: Any) -> dict[str, str] | None:
     if not isinstance(obj, dict):
         return None
@@ -104,19 +126,22 @@ def _labelled_blocks(text: str) -> list[dict[str, str]]:
     return out
 
 
+def _from_spans(spans: list[str]) -> list[dict[str, str]]:
+    samples: list[dict[str, str]] = []
+    for span in spans:
+        for candidate in (span, re.sub(r",\s*([}\]])", r"\1", span)):  # tolerate trailing commas
+            try:
+                samples.extend(_collect(json.loads(candidate)))
+                break
+            except json.JSONDecodeError:
+                continue
+    return samples
+
+
 def parse_samples(text: str) -> list[dict[str, str]]:
     """All samples found in a generation (raises ParseError when there are none)."""
     cleaned = re.sub(r"```(?:json)?", "", text)
-    samples: list[dict[str, str]] = []
-    for span in _balanced_spans(cleaned):
-        try:
-            samples.extend(_collect(json.loads(span)))
-        except json.JSONDecodeError:
-            # tolerate trailing commas, the commonest small-model slip
-            try:
-                samples.extend(_collect(json.loads(re.sub(r",\s*([}\]])", r"\1", span))))
-            except json.JSONDecodeError:
-                continue
+    samples = _from_spans(_balanced_spans(cleaned)) or _from_spans(_object_spans(cleaned))
     if not samples:
         samples = _labelled_blocks(cleaned)
     if not samples:

@@ -31,6 +31,9 @@ from daar.synth.prompts import augment_prompt, seed_prompt
 
 log = logging.getLogger(__name__)
 
+# The first tokens of the reply, prefilled so small models start the JSON we ask for.
+REPLY_PREFIX = {1: '[{"instruction": "', 2: '{"instruction": "'}
+
 EmbedFn = Callable[[list[dict[str, str]]], np.ndarray]
 
 
@@ -149,13 +152,15 @@ class Synthesizer:
                     k = min(self.s.counter_examples, len(st.samples))
                     prompt = augment_prompt(st.domain, self.domains, rng.sample(st.samples, k))
                 jobs.append((st, phase, prompt))
-        by_temp: dict[float, list[int]] = {}
+        by_phase: dict[int, list[int]] = {}
         for i, (_, phase, _) in enumerate(jobs):
-            by_temp.setdefault(self.s.seed_temperature if phase == 1 else self.s.augment_temperature, []).append(i)
+            by_phase.setdefault(phase, []).append(i)
         outputs: list[str] = [""] * len(jobs)
-        for temp, idx in by_temp.items():
+        for phase, idx in sorted(by_phase.items()):
+            temp = self.s.seed_temperature if phase == 1 else self.s.augment_temperature
             gen = self.backend.generate([jobs[i][2] for i in idx], n=1, temperature=temp, top_p=self.s.top_p,
-                                        max_new_tokens=self.s.max_new_tokens, seed=rng.randrange(2**31))
+                                        max_new_tokens=self.s.max_new_tokens, seed=rng.randrange(2**31),
+                                        prefix=REPLY_PREFIX[phase])
             for i, outs in zip(idx, gen, strict=True):
                 outputs[i] = outs[0] if outs else ""
         entries = []
