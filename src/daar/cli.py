@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "demo": "daar.demo_command",
     "select": "daar.selectors.commands",
     "embed": "daar.features.commands",
+    "experiment": "daar.experiment_command",
     "eval": "daar.evaluate.commands",
     "train": "daar.train.commands",
     "export": "daar.train.export_commands",
@@ -42,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> Config:
     cfg = Config.from_yaml(args.config) if getattr(args, "config", None) else Config()
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "quiet")}
-    return Config.from_mapping(flags, cfg, source="command line").apply_preset().validate()
+    # positional arguments of a command that are not settings (e.g. experiment's YAML path) go to `extra`
+    extra = {k: flags.pop(k) for k in list(flags) if k not in Config.names()}
+    cfg = Config.from_mapping(flags, cfg, source="command line")
+    cfg.extra = {**cfg.extra, **extra}
+    return cfg.apply_preset().validate()
 
 
 def main(argv: list[str] | None = None) -> int:
