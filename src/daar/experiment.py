@@ -123,13 +123,17 @@ def run_experiment(path: str | Path) -> dict[str, Any]:
         for seed in spec["seeds"]:
             run = out / "train" / f"{method}-s{seed}"
             t = time.perf_counter()
-            if not (run / "train_manifest.json").exists():
+            manifest = run / "train_manifest.json"
+            if manifest.exists():
+                adapter = json.loads(manifest.read_text()).get("adapter_dir") or str(run)
+            else:  # continue an interrupted run from its last checkpoint
                 resume = any(run.glob("checkpoints/checkpoint-*")) or any(run.glob("checkpoint-*"))
-                train_lora(Config.from_mapping({**settings, **spec["train"], "data": str(data), "out": str(run),
-                                                "seed": seed, "resume": bool(resume)}))
+                adapter = str(train_lora(Config.from_mapping({**settings, **spec["train"], "data": str(data),
+                                                              "out": str(run), "seed": seed,
+                                                              "resume": bool(resume)})).adapter_dir)
             timings[f"train:{method}-s{seed}"] = time.perf_counter() - t
             t = time.perf_counter()
-            r = evaluate(Config.from_mapping({**eval_cfg, "adapter": str(run / "adapter"),
+            r = evaluate(Config.from_mapping({**eval_cfg, "adapter": adapter,
                                               "out": str(out / "eval" / f"{method}-s{seed}"), "seed": seed}))
             results.setdefault(method, {})[seed] = r
             timings[f"eval:{method}-s{seed}"] = time.perf_counter() - t
