@@ -143,10 +143,15 @@ class _Builder:
         domains = load_domains(cfg.domains)
         names = [d.name for d in domains]
         samples, augmented, summary, fp_syn = self.synthesize(domains)
-        for st in summary:
-            if not samples[st["domain"]]:
-                raise ConfigError(f"domain '{st['domain']}' has no sample after {st['attempts']} attempts; give "
-                                  "examples in domains.yaml or raise --max-attempts")
+        for st, d in zip(summary, domains, strict=True):
+            st["fallback"] = None
+            if not samples[d.name]:
+                # Better a centroid from the description than no domain at all; said loudly.
+                log.warning("domain '%s' has no usable sample after %d attempts; its centroid comes from its "
+                            "description alone. Give examples in domains.yaml or raise --max-attempts",
+                            d.name, st["attempts"])
+                samples[d.name] = [{"instruction": d.description, "input": "", "output": ""}]
+                st["fallback"] = "description"
 
         cent_ex = self._extractor(cfg.centroid_layer)
         fp_cent = fingerprint("centroids", fp_syn, cent_ex.spec.fingerprint, cfg.centroid_source)
@@ -163,6 +168,9 @@ class _Builder:
         cents = arr["centroids"]
 
         probe_records = self._probe_records()
+        if len(probe_records) < 2 * len(names):
+            raise ConfigError(f"the probe set has {len(probe_records)} records, too few to pseudo-label {len(names)} "
+                              "domains and train the probes; give a bigger pool, --probe-size or --probe-data")
         probe_ids = [r.id for r in probe_records]
         fp_probe = fingerprint("probe-set", probe_ids, cfg.probe_data)
         fp_labels = fingerprint("pseudo-labels", fp_cent, fp_probe, cfg.assignment, cfg.seed)

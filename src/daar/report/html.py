@@ -123,8 +123,9 @@ def write_report(ctx: SelectionContext, result: SelectionResult, manifest: dict[
         parts.append(f"<p>Diversity predictor psi_div: validation MSE {dv.get('val_mse', float('nan')):.4g}, "
                      f"Pearson r {dv.get('val_pearson', float('nan')):.3f}</p>")
     parts.append("<h2>Synthesized domain samples</h2>" + _table(
-        ["domain", "seeds", "accepted (phase 2)", "attempts", "stopped by cap", "given in domains file"],
-        [[s["domain"], s["seeds"], s["augmented"], s["attempts"], s["capped"], s["given"]] for s in dm.synthesis]))
+        ["domain", "seeds", "accepted (phase 2)", "attempts", "stopped by cap", "given in domains file", "fallback"],
+        [[s["domain"], s["seeds"], s["augmented"], s["attempts"], s["capped"], s["given"], s.get("fallback") or ""]
+         for s in dm.synthesis]))
     for n in names:
         items = "".join(f"<tr><td class='l'>{html.escape(x['instruction'])}</td><td class='l'>"
                         f"{html.escape(x.get('input', ''))}</td><td class='l'>{html.escape(x['output'][:600])}</td></tr>"

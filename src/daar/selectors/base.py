@@ -52,6 +52,17 @@ _REGISTRY: dict[str, type[Selector]] = {}
 # name -> module that defines it; imported on first use.
 _MODULES: dict[str, str] = {
     "daar": "daar.selectors.daar_selector",
+    **{name: "daar.selectors.baselines.simple" for name in
+       ("random", "random-balanced", "instruction-length", "output-length")},
+    "ifd": "daar.selectors.baselines.ifd",
+    **{name: "daar.selectors.baselines.deita" for name in ("deita-complexity", "deita-quality", "deita")},
+    "alpagasus": "daar.selectors.baselines.alpagasus",
+    "instag-complexity": "daar.selectors.baselines.instag",
+    "instag-diversity": "daar.selectors.baselines.instag",
+    "kcenter": "daar.selectors.baselines.geometry",
+    "facility-location": "daar.selectors.baselines.geometry",
+    "inter-diversity": "daar.selectors.baselines.contrastive",
+    "intra-diversity": "daar.selectors.baselines.contrastive",
 }
 
 

@@ -1,0 +1,140 @@
+"""InsTag (Lu et al. 2024): an LLM tagger names the fine-grained intentions of each query as
+JSON; tags are lowercased and normalised, and tags seen in fewer than alpha records
+(--tag-min-count) are dropped as noise.
+
+instag-complexity: most tags first (ties in pool order).
+instag-diversity: the paper's complexity-first diverse sampling (Algorithm 1): walk the records
+sorted by tag count (most first); add a record when its tags bring a tag not yet covered in this
+pass; when a pass ends below the budget, start a new pass over the rest with an empty tag set.
+When a pass adds nothing (only untagged records are left), fill by tag count.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import numpy as np
+
+from daar.selectors.base import SelectionResult, Selector, register_selector, top_k
+from daar.selectors.baselines.common import clip, option, query_text
+from daar.selectors.baselines.judging import ask_judge
+from daar.selectors.context import SelectionContext
+
+PROMPT_VERSION = "instag-v1"
+USER = (
+    "List the intentions behind the user query below as short, specific tags (for example "
+    '"python programming", "unit conversion", "summarization"). Reply with JSON only: a list of '
+    'objects like {{"tag": "...", "explanation": "..."}}.\n\nQuery:\n{query}')
+
+_TAG_FIELD = re.compile(r'"tag"\s*:\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
+
+
+def normalise_tag(tag: str) -> str:
+    tag = re.sub(r"\s+", " ", str(tag)).strip().strip(".,;:!?\"'`*-").strip()
+    return tag.lower()
+
+
+def parse_tags(text: str) -> list[str] | None:
+    """Tags from a tagger's answer: a JSON list of {"tag": ...} objects or of strings, also inside
+    code fences or surrounded by chatter; falls back to the "tag": "..." fields when the JSON is
+    broken (e.g. cut off by the token limit). None when nothing can be read."""
+    tags: list[str] | None = None
+    start, end = text.find("["), text.rfind("]")
+    if start != -1 and end > start:
+        try:
+            doc = json.loads(text[start : end + 1])
+        except json.JSONDecodeError:
+            doc = None
+        if isinstance(doc, list):
+            found = []
+            for item in doc:
+                if isinstance(item, str):
+                    found.append(item)
+                elif isinstance(item, dict):
+                    value = item.get("tag", item.get("Tag", item.get("name")))
+                    if isinstance(value, str):
+                        found.append(value)
+            tags = found if found or not doc else None
+    if tags is None:
+        fields = _TAG_FIELD.findall(text)
+        if fields:
+            tags = [json.loads(f'"{f}"') if "\\" in f else f for f in fields]
+    if tags is None:
+        return None
+    seen: dict[str, None] = {}
+    for t in tags:
+        n = normalise_tag(t)
+        if n:
+            seen.setdefault(n, None)
+    return list(seen)
+
+
+def record_tags(ctx: SelectionContext) -> tuple[list[list[str]], dict]:
+    """Per record: its normalised tags after dropping those rarer than --tag-min-count; and metadata."""
+    max_chars = int(option(ctx, "judge_max_chars"))
+    prompts = [[{"role": "user", "content": USER.format(query=clip(query_text(r), max_chars))}] for r in ctx.records]
+    judged, stats = ask_judge(ctx, kind="instag", version=PROMPT_VERSION, prompts=prompts, parse=parse_tags,
+                              max_new_tokens=256)
+    raw = [list(j.value) if j.ok else [] for j in judged]
+    return filter_rare(raw, int(ctx.cfg.tag_min_count), stats.as_dict())
+
+
+def filter_rare(raw: list[list[str]], alpha: int, judge: dict | None = None) -> tuple[list[list[str]], dict]:
+    counts = Counter(t for tags in raw for t in set(tags))
+    kept = [[t for t in tags if counts[t] >= alpha] for tags in raw]
+    meta = {"judge": judge, "tag_min_count": alpha, "distinct_tags": len(counts),
+            "distinct_tags_kept": sum(1 for c in counts.values() if c >= alpha),
+            "top_tags": counts.most_common(20)}
+    return kept, meta
+
+
+def diverse_sampling(tags: list[list[str]], budget: int) -> tuple[list[int], dict]:
+    """InsTag's complexity-first diverse sampling; returns picks in order and pass statistics."""
+    n_tags = np.array([len(t) for t in tags], dtype=np.float64)
+    order = [int(i) for i in np.argsort(-n_tags, kind="stable")]
+    remaining = order
+    picks: list[int] = []
+    passes = []
+    while len(picks) < budget and remaining:
+        covered: set[str] = set()
+        left = []
+        added = 0
+        for i in remaining:
+            if len(picks) < budget and not set(tags[i]) <= covered:
+                picks.append(i)
+                covered |= set(tags[i])
+                added += 1
+            else:
+                left.append(i)
+        passes.append(added)
+        remaining = left
+        if added == 0:
+            break
+    filled = budget - len(picks)
+    picks += remaining[:filled]
+    return picks, {"passes": passes, "filled_by_tag_count": filled}
+
+
+@register_selector("instag-complexity", "InsTag-C: an LLM tagger (generation backend) tags intents; "
+                   "most tags first")
+class InsTagComplexitySelector(Selector):
+    def select(self, ctx: SelectionContext, budget: int) -> SelectionResult:
+        tags, meta = record_tags(ctx)
+        n_tags = np.array([len(t) for t in tags], dtype=np.float64)
+        return SelectionResult(selected=top_k(n_tags, budget), scores=n_tags, metadata=meta,
+                               extra_columns={"tags": np.array(["|".join(t) for t in tags], dtype=object)})
+
+
+@register_selector("instag-diversity", "InsTag-D: complexity-first diverse sampling, adding records that "
+                   "bring intent tags not yet covered")
+class InsTagDiversitySelector(Selector):
+    def select(self, ctx: SelectionContext, budget: int) -> SelectionResult:
+        tags, meta = record_tags(ctx)
+        picks, sampling = diverse_sampling(tags, budget)
+        n_tags = np.array([len(t) for t in tags], dtype=np.float64)
+        covered = len({t for i in picks for t in tags[i]})
+        return SelectionResult(selected=np.array(picks, dtype=np.int64), scores=n_tags,
+                               metadata={**meta, **sampling, "tags_covered": covered},
+                               extra_columns={"tags": np.array(["|".join(t) for t in tags], dtype=object)})
