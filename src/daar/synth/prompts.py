@@ -10,23 +10,27 @@ import json
 
 from daar.synth.domains import Domain
 
-PROMPT_VERSION = "v1"
+PROMPT_VERSION = "v2"
 
-_FORMAT = ('Reply with JSON only, no commentary. Each sample is an object with the string fields '
-           '"instruction", "input" (may be empty) and "output".')
+_FORMAT = ('Reply with one JSON object only, no commentary, exactly in this form: '
+           '{"instruction": "<the task or question>", "input": "<optional extra context, or empty>", '
+           '"output": "<the ideal answer>"}')
 
 
 def _others(domain: Domain, all_domains: list[Domain]) -> str:
     return ", ".join(d.name.replace("_", " ") for d in all_domains if d.name != domain.name)
 
 
-def seed_prompt(domain: Domain, all_domains: list[Domain], n: int) -> list[dict[str, str]]:
-    """Phase 1: ask for n different samples of this domain only."""
+def seed_prompt(domain: Domain, all_domains: list[Domain]) -> list[dict[str, str]]:
+    """Phase 1: ask for one sample of this domain only.
+
+    The method asks for 5 samples in one reply; small models rarely keep a 5-item JSON list valid,
+    so the sampler sends this prompt once per missing seed instead (same 5 seeds, sampled apart).
+    """
     text = (f"You are writing training data for an assistant.\n"
             f"Domain: {domain.name.replace('_', ' ')}. {domain.description}\n"
-            f"Write {n} different instruction-following samples that belong to this domain only and are "
-            f"clearly not about {_others(domain, all_domains)}. Make them varied in topic and length.\n"
-            f"{_FORMAT} Return a JSON list of {n} objects.")
+            f"Write one instruction-following sample that belongs to this domain only and is clearly not "
+            f"about {_others(domain, all_domains)}.\n{_FORMAT}")
     return [{"role": "user", "content": text}]
 
 
@@ -37,5 +41,5 @@ def augment_prompt(domain: Domain, all_domains: list[Domain], counter_examples: 
             f"Domain: {domain.name.replace('_', ' ')}. {domain.description}\n"
             f"Here are samples we already have:\n{shown}\n"
             f"Write ONE new sample of this domain that is clearly different from all of them in topic, form "
-            f"and wording, and not about {_others(domain, all_domains)}.\n{_FORMAT} Return one JSON object.")
+            f"and wording, and not about {_others(domain, all_domains)}.\n{_FORMAT}")
     return [{"role": "user", "content": text}]

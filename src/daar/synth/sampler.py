@@ -1,6 +1,6 @@
 """Two-phase domain synthesis with rejection sampling (METHOD.md steps 1-2).
 
-Phase 1 asks, per domain, for `seeds_per_domain` samples of that domain only. Phase 2 repeatedly
+Phase 1 asks, per domain, for `seeds_per_domain` samples of that domain only (one per prompt). Phase 2 repeatedly
 shows `counter_examples` random existing samples and asks for one clearly different sample; it is
 accepted only if its cosine similarity to every existing sample of the domain is below tau.
 All active domains are served in one generation batch per round (batched generation is what makes
@@ -32,7 +32,7 @@ from daar.synth.prompts import augment_prompt, seed_prompt
 log = logging.getLogger(__name__)
 
 # The first tokens of the reply, prefilled so small models start the JSON we ask for.
-REPLY_PREFIX = {1: '[{"instruction": "', 2: '{"instruction": "'}
+REPLY_PREFIX = {1: '{"instruction": "', 2: '{"instruction": "'}
 
 EmbedFn = Callable[[list[dict[str, str]]], np.ndarray]
 
@@ -145,9 +145,10 @@ class Synthesizer:
         for st in active:
             left = self.s.max_attempts - st.attempts
             phase = st.phase(self.s)
-            for _ in range(min(per_domain if phase == 2 else 1, left)):
+            want = self.s.seeds_per_domain - len(st.seeds) if phase == 1 else per_domain
+            for _ in range(min(want, left)):
                 if phase == 1:
-                    prompt = seed_prompt(st.domain, self.domains, self.s.seeds_per_domain)
+                    prompt = seed_prompt(st.domain, self.domains)
                 else:
                     k = min(self.s.counter_examples, len(st.samples))
                     prompt = augment_prompt(st.domain, self.domains, rng.sample(st.samples, k))
