@@ -65,6 +65,7 @@ class Config:
     seed: int = 42
     with_scores: bool = False
     preset: str = "default"  # default | reference
+    until: str | None = None  # run the DaaR stages up to this one and stop (no selection)
     out: str | None = None
     # -- baselines and comparison (daar compare / select --method NAME) ----------------------------
     methods: str | None = None  # comma-separated selector names for `daar compare`
@@ -155,6 +156,10 @@ class Config:
             raise ConfigError("--tau must be in (0, 1]")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError("--val-fraction must be in [0, 1)")
+        if self.until is not None:
+            from daar.stages import STAGES
+
+            _choice("until", self.until, STAGES)
         if self.strategy == "customized" and not self.major:
             raise ConfigError("--strategy customized needs --major DOMAIN (the domain to take 50% of)")
         return self

@@ -78,7 +78,7 @@ class DomainModel:
 class _Builder:
     def __init__(self, ctx: SelectionContext):
         self.ctx, self.cfg = ctx, ctx.cfg
-        self.stages = StageRunner(ctx.run_dir, on_start=lambda n: log.info("stage %s ...", n))
+        self.stages = StageRunner(ctx.run_dir, on_start=lambda n: log.info("stage %s ...", n), until=ctx.cfg.until)
         ctx.stage_runner = self.stages
 
     def _extractor(self, layer: str | int, model: str | None = None):

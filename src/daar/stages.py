@@ -35,11 +35,19 @@ class StageRecord:
     skipped: bool
 
 
+STAGES = ("synthesis", "centroids", "pseudo-labels", "psi_dom", "psi_div", "scores")
+
+
+class StageReached(Exception):
+    """Raised after the stage named by `until` has run (for running stages one at a time)."""
+
+
 @dataclass
 class StageRunner:
     run_dir: Path
     records: list[StageRecord] = field(default_factory=list)
     on_start: Callable[[str], None] | None = None
+    until: str | None = None  # stop (StageReached) once this stage's outputs exist
 
     def __post_init__(self) -> None:
         self.dir = Path(self.run_dir) / "stages"
@@ -62,6 +70,7 @@ class StageRunner:
                     with np.load(arr_path, allow_pickle=False) as z:
                         arrays = {k: z[k] for k in z.files}
                     self.records.append(StageRecord(name, fp, meta.get("seconds", 0.0), True))
+                    self._maybe_stop(name)
                     return arrays, meta["meta"]
             except (OSError, ValueError, KeyError):
                 pass  # damaged or partial outputs: recompute
@@ -74,4 +83,9 @@ class StageRunner:
         self._write(meta_path, lambda fh: json.dump({"fingerprint": fp, "seconds": seconds, "meta": meta}, fh,
                                                     default=str, indent=1), binary=False)
         self.records.append(StageRecord(name, fp, seconds, False))
+        self._maybe_stop(name)
         return arrays, meta
+
+    def _maybe_stop(self, name: str) -> None:
+        if self.until == name:
+            raise StageReached(name)

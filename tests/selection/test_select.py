@@ -147,3 +147,19 @@ def test_clear_errors_for_impossible_requests(pool_file, select_kwargs, tmp_path
                "--model", select_kwargs["model"], "--domains", select_kwargs["domains"]])
     err = capsys.readouterr().err
     assert rc == 2 and "larger than the pool" in err
+
+
+def test_each_stage_runs_alone_and_the_next_run_reuses_it(pool_file, select_kwargs, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["select", "--data", str(pool_file), "--out", str(out), "--model", select_kwargs["model"],
+            "--domains", select_kwargs["domains"], "--dtype", "float32", "--max-length", "64", "--probe-size", "24",
+            "--layer", "2", "--budget", "10"]
+    assert main(args + ["--until", "centroids"]) == 0
+    assert "stopped after stage 'centroids'" in capsys.readouterr().out
+    assert (out / "stages" / "centroids.npz").exists() and not (out / "stages" / "psi_dom.json").exists()
+    assert main(args + ["--until", "psi_dom"]) == 0
+    text = capsys.readouterr().out
+    assert "centroids      cached" in text and "psi_dom        ran" in text
+    assert main(args) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert [s["skipped_on_rerun"] for s in m["stages"]] == [True, True, True, True, False, False]

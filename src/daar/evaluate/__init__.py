@@ -32,7 +32,7 @@ extracted or the execution status, the task summary used to resume).
 
 Options without a flag (set them under `extra:` in a --config YAML, or `extra={...}` in Python):
 `max_gen_toks` (cap generation length of every generation task), `code_timeout` (seconds per
-program, default 5), `heldout_rows` ("6250:6400"), `pool_dir` (default: pool/ beside --data-dir).
+program, default 10), `heldout_rows` ("6250:6400"), `pool_dir` (default: pool/ beside --data-dir).
 
 Python API:
 - `evaluate(cfg_or_kwargs) -> dict`: the results dict written to results.json.

@@ -12,7 +12,7 @@ Formats (the paper's OpenCompass configs, same structure as lm-eval's):
   and `check(entry_point)` is run.
 - MBPP, 3-shot (task_ids 2, 3, 4 as exemplars; test split = task_ids 11-510): "You are an expert
   Python programmer, and here is your task: ... Your code should pass these tests: ... [BEGIN]";
-  the code up to "[DONE]" runs with `test_setup_code` and the three asserts of `test_list`.
+  the code up to "[DONE]" runs, then `test_setup_code` and the three asserts of `test_list`.
 """
 
 from __future__ import annotations
@@ -108,9 +108,10 @@ def extract_mbpp_code(generation: str) -> str:
 
 
 def mbpp_program(doc: dict, generation: str) -> str:
+    """The code, then `test_setup_code` (it may use the code's classes, e.g. task 367's Node), then the asserts."""
     setup = (doc.get("test_setup_code") or "").replace("\r\n", "\n")
     tests = "\n".join(doc["test_list"])
-    return f"{setup}\n{extract_mbpp_code(generation)}\n\n{tests}\n"
+    return f"{extract_mbpp_code(generation)}\n\n{setup}\n{tests}\n"
 
 
 def score_mbpp(doc: dict, results: list[str], details: dict | None = None,

@@ -24,7 +24,8 @@ def build(sub) -> None:
     g.add_argument("--eval-batch-size", type=int, default=S, help="sequences per forward pass / generate call")
     g.add_argument("--seed", type=int, default=S, help="subset sampling and generation seed (default 42)")
     g.add_argument("--template", default=S, help="renderer template for heldout-loss (default: default)")
-    g.add_argument("--max-length", type=int, default=S, help="token limit (heldout-loss default 2048)")
+    g.add_argument("--max-length", type=int, default=S,
+                   help="context window for lm-eval (default: the model's) and heldout-loss truncation (default 2048)")
     g.add_argument("--dtype", default=S, choices=["auto", "bfloat16", "float16", "float32"])
     g.add_argument("--device", default=S, help="cpu, cuda, cuda:1 (default: cuda if available)")
 

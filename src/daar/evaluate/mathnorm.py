@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+_MINERVA = re.compile(r"final answer:\s*the final answer is", re.IGNORECASE)  # the 4-shot exemplars' format
 _FINAL = re.compile(r"final answer is", re.IGNORECASE)
 _ANSWER_IS = re.compile(r"answer is", re.IGNORECASE)
 
@@ -47,8 +48,8 @@ def _statement(text: str, pattern: re.Pattern) -> str | None:
     if boxed is not None:
         return boxed
     tail = tail.rstrip(".").strip()
-    if tail.startswith("$") and tail.count("$") >= 2:
-        tail = tail[1:tail.index("$", 1)]
+    if tail.startswith("$") and tail.rfind("$") > 0:  # "$\\$15,\\!000$": up to the last dollar
+        tail = tail[1:tail.rfind("$")]
     return tail.strip() or None
 
 
@@ -56,19 +57,21 @@ def extract_math_answer(text: str, boxed_only: bool = False) -> str | None:
     """The final answer of a MATH solution or generation.
 
     Generations: the "Final Answer: The final answer is $X$" statement (the 4-shot format), else the
-    last \\boxed{}, else an "answer is X" statement. References (boxed_only): the last \\boxed{}.
+    last \\boxed{}, else a "final answer is X" or "answer is X" statement. References
+    (boxed_only): the last \\boxed{}.
     """
     text = str(text)
     if boxed_only:
         return last_boxed(text)
     text = text.split("Problem:")[0]
-    found = _statement(text, _FINAL)
+    found = _statement(text, _MINERVA)
     if found is not None:
         return found
     boxed = last_boxed(text)
     if boxed is not None:
         return boxed
-    return _statement(text, _ANSWER_IS)
+    found = _statement(text, _FINAL)
+    return found if found is not None else _statement(text, _ANSWER_IS)
 
 
 def _fix_fracs(s: str) -> str:

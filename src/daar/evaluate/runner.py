@@ -1,8 +1,8 @@
 """`evaluate(cfg)`: load the model (+ adapter) once, run each task, write results as they finish.
 
 Each finished task leaves `raw/<task>/summary.json` with a fingerprint of everything that decides
-its score (model and adapter contents, data file, task config, limit, seed, options, code
-version). Rerunning the same command reuses every matching summary, so an interrupted evaluation
+its score (model and adapter contents, data file, task config, limit, seed, options, the source of
+daar.evaluate). Rerunning the same command reuses every matching summary, so an interrupted evaluation
 resumes with the next task, and asking for one more task only runs that task.
 """
 
@@ -22,6 +22,7 @@ from daar.errors import ConfigError
 from daar.evaluate import report
 from daar.evaluate.harness import BENCHMARKS, TASK_DIR, run_benchmark
 from daar.evaluate.heldout import HELDOUT_ROWS, heldout_loss
+from daar.evaluate.sandbox import DEFAULT_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,16 @@ def _file_id(path: Path) -> str:
     return f"{path.resolve()}:{st.st_size}:{int(st.st_mtime)}"
 
 
+def _code_hash() -> str:
+    """daar.evaluate's own sources: a changed prompt, scorer or sandbox invalidates earlier results."""
+    here = Path(__file__).parent
+    h = hashlib.sha1()
+    for f in sorted([*here.glob("*.py"), *TASK_DIR.glob("*.yaml")]):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _fingerprint(parts: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -174,7 +185,8 @@ def evaluate(cfg: Config | dict[str, Any] | None = None, **kwargs: Any) -> dict[
 
     adapter_id = _hash_dir(Path(cfg.adapter), contents=True) if cfg.adapter and Path(cfg.adapter).is_dir() else None
     base = {"model": model_identity(cfg.model), "adapter": adapter_id, "dtype": cfg.dtype, "seed": cfg.seed,
-            "limit": cfg.limit, "max_length": cfg.max_length, "daar": __version__, "extra": extra}
+            "limit": cfg.limit, "max_length": cfg.max_length, "daar": __version__, "code": _code_hash(),
+            "template": cfg.template, "eval_batch_size": cfg.eval_batch_size, "extra": extra}
     model = _Model(cfg)
     results: dict[str, Any] = {"model": cfg.model, "adapter": cfg.adapter, "data_dir": str(data_dir),
                                "seed": cfg.seed, "limit": cfg.limit, "dtype": cfg.dtype, "tasks": {}}
@@ -245,7 +257,7 @@ def _run_task(name: str, model: _Model, cfg: Config, data_dir: Path, raw: Path, 
                              "setting": "mean response-token loss per pool domain (unweighted mean)"},
                 "seconds": round(time.perf_counter() - t0, 2)}
     tok = model.loaded.tokenizer
-    options = {"timeout": float(extra.get("code_timeout", 5.0)),
+    options = {"timeout": float(extra.get("code_timeout", DEFAULT_TIMEOUT)),
                "count_tokens": lambda text: len(tok(text, add_special_tokens=False)["input_ids"])}
     return run_benchmark(BENCHMARKS[name], model.hflm, data_dir, raw, limit=cfg.limit, seed=int(cfg.seed),
                          options=options, max_gen_toks=extra.get("max_gen_toks"))

@@ -35,7 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = 10.0  # seconds of wall time; some MBPP reference solutions need ~7 s on a busy CPU
 DEFAULT_MEMORY_MB = 2048
 
 _GUARD = r'''

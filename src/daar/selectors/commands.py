@@ -29,6 +29,8 @@ def selection_args(p) -> None:
     g.add_argument("--probe-batch-size", type=int, default=S)
     g.add_argument("--preset", default=S, choices=["default", "reference"],
                    help="reference = the authors' scripts' choices (padded pooling, their text format, ...)")
+    g.add_argument("--until", default=S, choices=["synthesis", "centroids", "pseudo-labels", "psi_dom", "psi_div", "scores"],
+                   help="run the DaaR stages up to this one (cached in OUT/stages) and stop")
     s = p.add_argument_group("selection")
     s.add_argument("--method", default=S, help="selector name (daar; see daar list-selectors)")
     s.add_argument("--budget", default=S, help="a count (8000) or a fraction (0.2 or 20%%)")
@@ -51,6 +53,12 @@ def run(cfg: Config) -> int:
     from daar.selectors.job import run_selection
 
     m = run_selection(cfg)
+    if m.get("until"):
+        for st in m["stages"]:
+            print(f"stage {st['name']:<14} {'cached' if st['skipped_on_rerun'] else 'ran'} in {st['seconds']:.1f} s "
+                  f"(fingerprint {st['fingerprint']})")
+        print(f"stopped after stage '{m['until']}'; outputs in {cfg.out}/stages and {cfg.out}/domains")
+        return 0
     c = m["counts"]
     print(f"read {c['read']} = selected {c['selected']} + not selected {c['not_selected']} + rejected {c['rejected']}")
     print(f"selection: {cfg.out}/selected.jsonl   scores: {cfg.out}/scores.parquet   manifest: {cfg.out}/manifest.json")

@@ -40,6 +40,16 @@ def run_selection(cfg: Config) -> dict[str, Any]:
     get_selector(cfg.method)  # fail fast on an unknown method, before any loading
     ctx = load_context(cfg)
     ctx.timings["load"] = time.perf_counter() - t0
+    if cfg.until:
+        from daar.stages import StageReached
+
+        try:
+            ctx.domain_model  # noqa: B018 - runs the stages
+        except StageReached:
+            pass
+        stages = [{"name": s.name, "fingerprint": s.fingerprint, "seconds": round(s.seconds, 3),
+                   "skipped_on_rerun": s.skipped} for s in ctx.stage_runner.records]
+        return {"until": cfg.until, "stages": stages, "counts": None, "wall_seconds": round(time.perf_counter() - t0, 3)}
     budget = parse_budget(cfg.budget, ctx.n)
     result, manifest = run_method(ctx, cfg.method, budget)
     if cfg.method == "daar" or getattr(ctx, "_domain_model_built", False):

@@ -79,7 +79,7 @@ def top_levels_then_random(ratings: np.ndarray, budget: int, rng: np.random.Gene
 class AlpaGasusSelector(Selector):
     def select(self, ctx: SelectionContext, budget: int) -> SelectionResult:
         judged, stats = ask_judge(ctx, kind="alpagasus", version=PROMPT_VERSION, prompts=alpagasus_prompts(ctx),
-                                  parse=parse_rating, max_new_tokens=32)
+                                  parse=parse_rating, max_new_tokens=16)
         ratings = np.array([j.value if j.ok else UNPARSEABLE for j in judged], dtype=np.float64)
         picked, meta = top_levels_then_random(ratings, budget, rng_for(ctx, "alpagasus"))
         levels, counts = np.unique(ratings, return_counts=True)

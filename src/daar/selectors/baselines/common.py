@@ -19,7 +19,7 @@ EXTRA_DEFAULTS: dict[str, Any] = {
     "judge_batch": 16,  # prompts per generate() call / records per scorer forward batch chunk
     "judge_time_limit": None,  # seconds; stop judging after this (cached so far; rerun resumes)
     "judge_max_chars": 3000,  # long instructions/responses are cut to this many characters in judge prompts
-    "judge_max_new_tokens": None,  # override the per-judge default (alpagasus 32, instag 256)
+    "judge_max_new_tokens": None,  # override the per-judge default (alpagasus 16, instag 256)
     "scorer_max_length": 512,  # token limit for ifd / deita scorer sequences
     "center_features": True,  # subtract the pool mean before cosine geometry (see geometry_features)
 }

@@ -22,6 +22,7 @@ import numpy as np
 from daar.selectors.base import SelectionResult, Selector, register_selector, top_k
 from daar.selectors.baselines.common import fill_by_order, geometry_features, judge_cache, option, query_text
 from daar.selectors.baselines.lm_scoring import (
+    answer_prefix,
     answer_token_groups,
     chat_prompt_ids,
     load_scorer,
@@ -32,7 +33,7 @@ from daar.selectors.baselines.lm_scoring import (
 from daar.selectors.context import SelectionContext
 from daar.selectors.judge_cache import Judgement, judge_all
 
-PROMPT_VERSION = "deita-v1"
+PROMPT_VERSION = "deita-v2"
 ANSWERS = ("1", "2", "3", "4", "5", "6")
 ANSWER_PREFIX = "Score:"
 
@@ -59,12 +60,13 @@ def deita_scores(ctx: SelectionContext, kind: str) -> tuple[np.ndarray, np.ndarr
     def compute(positions: list[int]) -> list[Judgement]:
         loaded = load_scorer(ctx)
         tok = loaded.tokenizer
+        prefix = answer_prefix(tok, ANSWER_PREFIX, ANSWERS)
         seqs = []
         for i in positions:
             fields = {"query": truncate_tokens(tok, queries[i], budget)}
             if kind == "quality":
                 fields["response"] = truncate_tokens(tok, responses[i], budget)
-            seqs.append(chat_prompt_ids(tok, template.format(**fields), ANSWER_PREFIX))
+            seqs.append(chat_prompt_ids(tok, template.format(**fields), prefix))
         probs = next_token_probs(loaded, seqs, answer_token_groups(tok, ANSWERS), batch_size=ctx.cfg.batch_size)
         return [Judgement([float(p) for p in row]) for row in probs]
 

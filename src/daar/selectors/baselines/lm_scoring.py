@@ -155,6 +155,14 @@ def answer_token_groups(tok, answers: Sequence[str]) -> list[list[int]]:
     return groups
 
 
+def answer_prefix(tok, prefix: str, answers: Sequence[str]) -> str:
+    """`prefix` (e.g. 'Score:'), plus a space when the vocabulary spells ' 5' as two tokens (space,
+    digit), as Llama-3 / SmolLM2-style tokenizers do: then the answer's own token comes right after
+    the space, instead of the space eating nearly all the probability mass."""
+    joined = all(len(tok.encode(" " + a, add_special_tokens=False)) == 1 for a in answers)
+    return prefix if joined else prefix + " "
+
+
 def truncate_tokens(tok, text: str, max_tokens: int) -> str:
     """`text` cut to at most max_tokens tokens (decoded back to text, for use inside a prompt)."""
     ids = tok.encode(text, add_special_tokens=False)
