@@ -2,11 +2,14 @@
 JSON; tags are lowercased and normalised, and tags seen in fewer than alpha records
 (--tag-min-count) are dropped as noise.
 
-instag-complexity: most tags first (ties in pool order).
+instag-complexity: most tags first.
 instag-diversity: the paper's complexity-first diverse sampling (Algorithm 1): walk the records
 sorted by tag count (most first); add a record when its tags bring a tag not yet covered in this
 pass; when a pass ends below the budget, start a new pass over the rest with an empty tag set.
 When a pass adds nothing (only untagged records are left), fill by tag count.
+Ties in tag count are broken by a seeded random order, not pool order: tag counts tie massively
+(and a weak tagger leaves many records untagged), and pool order would favour whatever source a
+file happens to list first.
 """
 
 from __future__ import annotations
@@ -17,16 +20,20 @@ from collections import Counter
 
 import numpy as np
 
-from daar.selectors.base import SelectionResult, Selector, register_selector, top_k
-from daar.selectors.baselines.common import clip, option, query_text
+from daar.selectors.base import SelectionResult, Selector, register_selector
+from daar.selectors.baselines.common import clip, option, query_text, rng_for
 from daar.selectors.baselines.judging import ask_judge
 from daar.selectors.context import SelectionContext
 
-PROMPT_VERSION = "instag-v1"
-USER = (
-    "List the intentions behind the user query below as short, specific tags (for example "
-    '"python programming", "unit conversion", "summarization"). Reply with JSON only: a list of '
-    'objects like {{"tag": "...", "explanation": "..."}}.\n\nQuery:\n{query}')
+PROMPT_VERSION = "instag-v2"
+# v2 frames the query as data and says not to answer it: the bundled 135M model otherwise answers
+# the query itself (0 of 8 parseable in a check on W-4k records; 2 of 8 with this wording). An
+# in-prompt example answer was worse: the small model copied the example's tags verbatim.
+SYSTEM = ("You are a tagging tool for a dataset of user queries. You never answer or solve a query; "
+          "you only name the intentions behind it as short tags.")
+USER = ("Query to tag:\n<<<\n{query}\n>>>\n\nDo not answer the query. Name 1 to 5 short tags for what it "
+        "asks for (task type, topic, skill). Reply with JSON only: a list of objects of the form "
+        '{{"tag": "...", "explanation": "..."}}.')
 
 _TAG_FIELD = re.compile(r'"tag"\s*:\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 
@@ -74,7 +81,8 @@ def parse_tags(text: str) -> list[str] | None:
 def record_tags(ctx: SelectionContext) -> tuple[list[list[str]], dict]:
     """Per record: its normalised tags after dropping those rarer than --tag-min-count; and metadata."""
     max_chars = int(option(ctx, "judge_max_chars"))
-    prompts = [[{"role": "user", "content": USER.format(query=clip(query_text(r), max_chars))}] for r in ctx.records]
+    prompts = [[{"role": "system", "content": SYSTEM},
+                {"role": "user", "content": USER.format(query=clip(query_text(r), max_chars))}] for r in ctx.records]
     judged, stats = ask_judge(ctx, kind="instag", version=PROMPT_VERSION, prompts=prompts, parse=parse_tags,
                               max_new_tokens=256)
     raw = [list(j.value) if j.ok else [] for j in judged]
@@ -90,10 +98,17 @@ def filter_rare(raw: list[list[str]], alpha: int, judge: dict | None = None) -> 
     return kept, meta
 
 
-def diverse_sampling(tags: list[list[str]], budget: int) -> tuple[list[int], dict]:
-    """InsTag's complexity-first diverse sampling; returns picks in order and pass statistics."""
+def tag_order(tags: list[list[str]], tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Records by tag count, most first; equal counts by `tiebreak` (a rank per record), else pool order."""
     n_tags = np.array([len(t) for t in tags], dtype=np.float64)
-    order = [int(i) for i in np.argsort(-n_tags, kind="stable")]
+    secondary = np.arange(len(tags)) if tiebreak is None else np.asarray(tiebreak)
+    return np.lexsort((secondary, -n_tags))
+
+
+def diverse_sampling(tags: list[list[str]], budget: int,
+                     tiebreak: np.ndarray | None = None) -> tuple[list[int], dict]:
+    """InsTag's complexity-first diverse sampling; returns picks in order and pass statistics."""
+    order = [int(i) for i in tag_order(tags, tiebreak)]
     remaining = order
     picks: list[int] = []
     passes = []
@@ -117,13 +132,18 @@ def diverse_sampling(tags: list[list[str]], budget: int) -> tuple[list[int], dic
     return picks, {"passes": passes, "filled_by_tag_count": filled}
 
 
+def tiebreak_ranks(ctx: SelectionContext) -> np.ndarray:
+    return rng_for(ctx, "instag").permutation(ctx.n)
+
+
 @register_selector("instag-complexity", "InsTag-C: an LLM tagger (generation backend) tags intents; "
                    "most tags first")
 class InsTagComplexitySelector(Selector):
     def select(self, ctx: SelectionContext, budget: int) -> SelectionResult:
         tags, meta = record_tags(ctx)
         n_tags = np.array([len(t) for t in tags], dtype=np.float64)
-        return SelectionResult(selected=top_k(n_tags, budget), scores=n_tags, metadata=meta,
+        picked = tag_order(tags, tiebreak_ranks(ctx))[:budget]
+        return SelectionResult(selected=picked, scores=n_tags, metadata={**meta, "seed": ctx.cfg.seed},
                                extra_columns={"tags": np.array(["|".join(t) for t in tags], dtype=object)})
 
 
@@ -132,9 +152,9 @@ class InsTagComplexitySelector(Selector):
 class InsTagDiversitySelector(Selector):
     def select(self, ctx: SelectionContext, budget: int) -> SelectionResult:
         tags, meta = record_tags(ctx)
-        picks, sampling = diverse_sampling(tags, budget)
+        picks, sampling = diverse_sampling(tags, budget, tiebreak_ranks(ctx))
         n_tags = np.array([len(t) for t in tags], dtype=np.float64)
         covered = len({t for i in picks for t in tags[i]})
         return SelectionResult(selected=np.array(picks, dtype=np.int64), scores=n_tags,
-                               metadata={**meta, **sampling, "tags_covered": covered},
+                               metadata={**meta, **sampling, "tags_covered": covered, "seed": ctx.cfg.seed},
                                extra_columns={"tags": np.array(["|".join(t) for t in tags], dtype=object)})

@@ -1,0 +1,79 @@
+"""Helpers for selector tests: a context with hand-made features, a fake DaaR domain model and a
+fake LLM judge (a real GenerationBackend subclass returning canned answers and counting calls).
+
+Imported by the tests as `selector_helpers` (this folder is on sys.path under pytest's default
+prepend import mode, like conftest.py itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from daar.selectors.context import SelectionContext
+from daar.synth.backends import GenerationBackend
+
+
+class FakeJudge(GenerationBackend):
+    """Answers each chat prompt with answer(user_message_text); counts prompts and calls."""
+
+    def __init__(self, answer: Callable[[str], str], identity: str = "fake-judge"):
+        self.answer = answer
+        self.identity = identity
+        self.calls = 0
+        self.prompts = 0
+
+    def generate(self, prompts, *, n=1, temperature=0.9, top_p=0.95, max_new_tokens=512, seed=None):
+        self.calls += 1
+        self.prompts += len(prompts)
+        return [[self.answer(p[-1]["content"])] * n for p in prompts]
+
+
+@dataclass
+class FakeDomainModel:
+    """What selectors and `daar compare` read from daar.method.DomainModel."""
+
+    domain_names: list[str]
+    centroids: np.ndarray
+    pool_probs: np.ndarray
+    pool_entropy: np.ndarray
+    probe_metrics: dict = field(default_factory=lambda: {"val_accuracy": None})
+    synthesis: list = field(default_factory=list)
+    pool_domain: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pool_domain = self.pool_probs.argmax(axis=1)
+
+
+class FixedContext(SelectionContext):
+    """A SelectionContext whose features come from `fixed` (layer -> array) where given."""
+
+    fixed: dict[str, np.ndarray]
+
+    def features(self, layer=None):
+        key = str(layer if layer is not None else self.cfg.layer)
+        if key in self.fixed:
+            return self.fixed[key]
+        return super().features(layer)
+
+
+def make_rows(n: int, seed: int = 0) -> list[dict]:
+    """n distinct Alpaca rows of varied lengths with a `source` label field."""
+    rng = np.random.default_rng(seed)
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    rows = []
+    for i in range(n):
+        k_in, k_out = int(rng.integers(1, 12)), int(rng.integers(1, 20))
+        rows.append({"instruction": f"Task {i}: " + " ".join(rng.choice(words, k_in)),
+                     "input": "", "output": " ".join(rng.choice(words, k_out)),
+                     "source": ["a", "b", "c"][i % 3]})
+    return rows
+
+
+def fake_domain_model(n: int, k: int = 3, d: int = 8, seed: int = 0) -> FakeDomainModel:
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(k), size=n)
+    ent = -(probs * np.log(probs)).sum(axis=1)
+    return FakeDomainModel(domain_names=[f"d{i}" for i in range(k)], centroids=rng.normal(size=(k, d)),
+                           pool_probs=probs, pool_entropy=ent)
