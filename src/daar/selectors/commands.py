@@ -47,6 +47,9 @@ def build(sub) -> None:
     data_args(p)
     model_args(p)
     selection_args(p)
+    from daar.selectors.baselines.options import baseline_args
+
+    baseline_args(p)
 
 
 def run(cfg: Config) -> int:
