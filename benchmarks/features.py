@@ -4,15 +4,18 @@ Measured in one process, each configuration into its own fresh temporary feature
 served from a cache; the converted model folder in the normal cache is reused):
 
 1. `--layer 3` vs full depth (`--layer 30` for SmolLM2-135M), mask-aware mean, length-bucketed
-   dynamic batching: records/s and tokens/s (real, unpadded tokens) on all of W-1k.
+   dynamic batching: records/s and tokens/s (real, unpadded tokens) on all of W-1k (or, with
+   `--full-n`, full depth on an evenly spaced subset, compared with layer 3 on the same subset).
 2. The reference scripts' behaviour (every record padded to 1024 tokens, batch size 1, mean over all
    positions, layer 3) vs dynamic batching at layer 3, both on the same evenly spaced subset of W-1k
    (the reference is slow; its cost does not depend on the text length, dynamic batching's does).
+   Evenly spaced subsets take records from all four domains in their W-1k proportions.
 
 Model loading is excluded from the timings (it is done, and a short warm-up run, before the clock
 starts); tokenisation, forward passes, pooling and the store writes are included.
 
     python benchmarks/features.py                     # W-1k, reference on 100 records
+    python benchmarks/features.py --full-n 200                # full depth on 200 of the 1,000
     python benchmarks/features.py --n 200 --reference-n 20   # a quicker look
 """
 
@@ -65,13 +68,20 @@ def write_workload(data_dir: Path, per_domain: int, path: Path) -> int:
     return n
 
 
+def evenly(records: list, k: int | None) -> list:
+    """k records spread evenly over the list (all of them when k is None or >= the list)."""
+    if k is None or k >= len(records):
+        return list(records)
+    return [records[i * len(records) // k] for i in range(k)]
+
+
 def measure(name: str, records, store_root: Path, *, layer, pooling="mean", batch_size=16, max_length=None,
             dtype="auto", model="default") -> Result:
     from daar.features import FeatureExtractor, FeatureStore
     from daar.features.extract import embed_token_ids
 
     ext = FeatureExtractor(model, layer=layer, pooling=pooling, batch_size=batch_size, max_length=max_length,
-                           dtype=dtype, store=FeatureStore(store_root / name.replace(" ", "_")), show_progress=True)
+                           dtype=dtype, store=FeatureStore(tempfile.mkdtemp(dir=store_root)), show_progress=True)
     loaded = ext.loaded  # load outside the timed region
     warm = loaded.tokenizer(["warm-up text " * 8] * 2)["input_ids"]
     embed_token_ids(loaded, warm, ext.layer, pooling, ext.max_length, batch_size)
@@ -92,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="the shared real-data pack")
     p.add_argument("--n", type=int, default=1000, help="records of W-1k to use (n/4 from each domain)")
+    p.add_argument("--full-n", type=int, default=None, help="records for the full-depth run (default: all --n)")
     p.add_argument("--reference-n", type=int, default=100, help="records for the slow reference comparison")
     p.add_argument("--full-layer", type=int, default=None, help="full depth (default: the model's layer count)")
     p.add_argument("--batch-size", type=int, default=16, help="dynamic batching batch size")
@@ -128,33 +139,37 @@ def main(argv: list[str] | None = None) -> int:
         pool_file = tmp / "w1k.jsonl"
         write_workload(data_dir, args.n // 4, pool_file)
         records = load_records(pool_file).records
-        step = max(1, len(records) // args.reference_n)
-        subset = records[::step][: args.reference_n]
+        full_subset = evenly(records, args.full_n)
+        ref_subset = evenly(records, args.reference_n)
         common = dict(dtype=args.dtype, model=args.model)
 
         results["layer3"] = measure("layer 3, dynamic batching", records, tmp, layer=3,
                                     batch_size=args.batch_size, **common)
         if not args.skip_full:
-            results["full"] = measure(f"layer {full_layer} (full depth), dynamic batching", records, tmp,
+            tag = "" if len(full_subset) == len(records) else f", subset of {len(full_subset)}"
+            results["full"] = measure(f"layer {full_layer} (full depth), dynamic batching{tag}", full_subset, tmp,
                                       layer=full_layer, batch_size=args.batch_size, **common)
-        results["subset_dynamic"] = measure(f"layer 3, dynamic batching, subset of {len(subset)}", subset, tmp,
-                                            layer=3, batch_size=args.batch_size, **common)
-        results["subset_reference"] = measure(f"layer 3, reference (pad to 1024, batch 1), subset of {len(subset)}",
-                                              subset, tmp, layer=3, pooling="mean-padded", batch_size=1,
-                                              max_length=1024, **common)
+            results["full_base"] = results["layer3"] if not tag else measure(
+                f"layer 3, dynamic batching{tag}", full_subset, tmp, layer=3, batch_size=args.batch_size, **common)
+        results["ref_dynamic"] = measure(f"layer 3, dynamic batching, subset of {len(ref_subset)}", ref_subset, tmp,
+                                         layer=3, batch_size=args.batch_size, **common)
+        results["ref_reference"] = measure(f"layer 3, reference (pad to 1024, batch 1), subset of {len(ref_subset)}",
+                                           ref_subset, tmp, layer=3, pooling="mean-padded", batch_size=1,
+                                           max_length=1024, **common)
 
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (figures are noisy when other work shares the CPUs)")
     print(f"\n### Feature extraction speed, {WORKLOAD}, bundled SmolLM2-135M-Instruct, "
           f"{str(pick_dtype(args.dtype, 'cpu')).replace('torch.', '')}, {torch.get_num_threads()} threads\n")
     print("| workload | setting | records | real tokens | seconds | records/s | tokens/s |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for r in results.values():
+    for r in {id(r): r for r in results.values()}.values():
         print(f"| {WORKLOAD} | {r.name} | {r.records} | {r.tokens} | {r.seconds:.1f} | {r.rps:.2f} | {r.tps:.0f} |")
     ratios = {}
     if "full" in results:
-        ratios["layer 3 vs full depth (records/s)"] = results["layer3"].rps / results["full"].rps
-    ratios["dynamic batching vs reference behaviour (records/s, same subset)"] = (
-        results["subset_dynamic"].rps / results["subset_reference"].rps)
+        ratios[f"layer 3 vs full depth (records/s, same {results['full'].records} records)"] = (
+            results["full_base"].rps / results["full"].rps)
+    ratios[f"dynamic batching vs reference behaviour (records/s, same {results['ref_reference'].records} records)"] = (
+        results["ref_dynamic"].rps / results["ref_reference"].rps)
     print()
     for name, value in ratios.items():
         print(f"[{WORKLOAD}] {name}: {value:.1f}x")
