@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from conftest import ALPACA_ROWS, write_jsonl
 from daar.cli import main
 from daar.data import load_records
 from daar.errors import ConfigError
 from daar.train.export import EXPORT_FORMATS, export_file, export_records
+from data_helpers import ALPACA_ROWS, write_jsonl
 
 CHATS = [
     {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"},

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ALPACA_ROWS, write_jsonl
 from daar.cli import main
 from daar.data import Renderer, load_records
 from daar.errors import ConfigError
 from daar.models.loading import load_tokenizer
 from daar.train import read_log_csv, train_lora
 from daar.train.tokens import PadCollator, resolve_chat_template, tokenize_records
+from data_helpers import ALPACA_ROWS, write_jsonl
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*gradient_checkpointing. is deprecated:FutureWarning")
 FAST = dict(lr=1e-2, batch_size=2, gradient_accumulation=1, warmup_ratio=0.0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ALPACA_ROWS, write_jsonl
 from daar.data import Renderer, load_records
 from daar.errors import ConfigError
 from daar.models.loading import load_tokenizer
@@ -16,6 +15,7 @@ from daar.train.tokens import (
     tokenize_record,
     tokenize_records,
 )
+from data_helpers import ALPACA_ROWS, write_jsonl
 
 
 @pytest.fixture
