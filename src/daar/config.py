@@ -46,6 +46,7 @@ class Config:
     max_new_tokens: int = 2048
     max_attempts: int = 120
     synth_batch: int = 8
+    dedup_center: bool = True  # centre features before the phase-2 cosine (small models need it)
     # -- centroids, probe set, pseudo-labels -----------------------------------------------------
     probe_data: str | None = None
     probe_size: int | None = None  # default min(5000, 25% of the pool)
@@ -137,6 +138,7 @@ class Config:
             self.pooling = "mean-padded"
             self.template = "reference-score"
             self.centroid_source = "augmented"
+            self.dedup_center = False
         elif self.preset != "default":
             raise ConfigError(f"unknown preset '{self.preset}'; use default or reference")
         return self

@@ -45,7 +45,7 @@ def synth_settings(cfg: Config) -> SynthSettings:
                          counter_examples=cfg.counter_examples, tau=cfg.tau, seed_temperature=cfg.seed_temperature,
                          augment_temperature=cfg.augment_temperature, top_p=cfg.top_p,
                          max_new_tokens=cfg.max_new_tokens, max_attempts=cfg.max_attempts, batch=cfg.synth_batch,
-                         seed=cfg.seed)
+                         seed=cfg.seed, center=cfg.dedup_center)
 
 
 def probe_settings(cfg: Config) -> ProbeSettings:

@@ -73,7 +73,8 @@ def test_rejection_sampling_accepts_only_dissimilar_samples_and_logs_every_attem
     doms = [Domain("a", "first"), Domain("b", "second", examples=[{"instruction": "task 50", "input": "", "output": "x"}])]
     seeds = "[" + ",".join(_sample(i) for i in range(2)) + "]"
     outputs = [seeds, "garbage", _sample(1), _sample(7), _sample(7), _sample(8)]
-    s = SynthSettings(seeds_per_domain=2, samples_per_domain=2, counter_examples=1, max_attempts=20, batch=1, seed=1)
+    s = SynthSettings(seeds_per_domain=2, samples_per_domain=2, counter_examples=1, max_attempts=20, batch=1, seed=1,
+                      center=False)
     log_path = tmp_path / "attempts.jsonl"
     states = Synthesizer(doms, RecordedBackend(outputs), _embed, s, log_path).run()
     a = states["a"]
@@ -86,6 +87,25 @@ def test_rejection_sampling_accepts_only_dissimilar_samples_and_logs_every_attem
     assert "no JSON" in entries[1]["error"]
     assert entries[2]["similarity"] == pytest.approx(1.0) and entries[3]["similarity"] == pytest.approx(0.0)
     assert all(e["prompt"] and "raw" in e for e in entries)
+
+
+def test_centring_removes_a_shared_direction_before_the_threshold(tmp_path):
+    """Features with a large common offset: raw cosines are all ~1 (everything rejected); centred, a
+    duplicate is still rejected and a new sample accepted."""
+    def shifted(samples):
+        return _embed(samples) + 10.0
+
+    doms = [Domain("a", "first"), Domain("b", "second", examples=[{"instruction": f"task {i}", "input": "", "output": "x"}
+                                                                 for i in (40, 41, 42)])]
+    outputs = ["[" + _sample(0) + "," + _sample(1) + "]", _sample(1), _sample(9)]
+    raw = Synthesizer(doms, RecordedBackend(outputs), shifted,
+                      SynthSettings(seeds_per_domain=2, samples_per_domain=1, max_attempts=3, batch=1, center=False),
+                      tmp_path / "raw.jsonl").run()
+    assert raw["a"].augmented == []
+    centred = Synthesizer(doms, RecordedBackend(outputs), shifted,
+                          SynthSettings(seeds_per_domain=2, samples_per_domain=1, max_attempts=3, batch=1),
+                          tmp_path / "centred.jsonl").run()
+    assert [x["instruction"] for x in centred["a"].augmented] == ["task 9"]
 
 
 def test_attempt_cap_stops_a_domain_and_is_reported(tmp_path):

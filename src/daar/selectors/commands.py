@@ -17,6 +17,8 @@ def selection_args(p) -> None:
     g.add_argument("--tau", type=float, default=S, help="phase-2 similarity threshold (0.85; a domain may set its own)")
     g.add_argument("--max-new-tokens", type=int, default=S, help="generation length limit (2048)")
     g.add_argument("--synth-batch", type=int, default=S, help="generations per batch (8)")
+    g.add_argument("--no-dedup-center", dest="dedup_center", action="store_false", default=S,
+                   help="phase-2 cosine on raw features (the scripts' way) instead of centred ones")
     g.add_argument("--probe-data", default=S, help="disjoint probe set file (default: a seeded sample of the pool)")
     g.add_argument("--probe-size", type=int, default=S, help="probe set size (default min(5000, 25%% of pool))")
     g.add_argument("--centroid-layer", default=S, help="space of centroids and pseudo-labels: embedding (default) or K")

@@ -50,6 +50,7 @@ class SynthSettings:
     max_attempts: int = 120
     batch: int = 8
     seed: int = 42
+    center: bool = True  # centre features on the mean of all samples before the cosine (see _similarity)
 
 
 @dataclass
@@ -184,14 +185,28 @@ class Synthesizer:
                              error=None if fresh else "only duplicates of existing seeds")
             else:
                 cand = parsed[0]
-                feats = self.embed(st.samples + [cand])
-                sim = _cos_max(feats[-1], feats[:-1])
+                sim = self._similarity(st, cand)
                 tau = st.domain.threshold(self.s.tau)
                 entry.update(parsed=cand, similarity=round(sim, 6), accepted=sim < tau,
                              accepted_samples=[cand] if sim < tau else [])
             entries.append(entry)
             self._apply(entry)
         return entries
+
+    def _similarity(self, st: DomainState, cand: dict[str, str]) -> float:
+        """Highest cosine between the candidate and the domain's existing samples.
+
+        Mean-pooled hidden states of small models share one dominant direction (raw cosines of
+        unrelated texts are 0.93-0.99 on SmolLM2-135M's last layer), which makes any fixed tau reject
+        everything. With `center`, features are first centred on the mean of every sample of every
+        domain so far, which removes that shared direction and keeps what tells samples apart.
+        """
+        others = [x for o in self.states.values() if o is not st for x in o.samples] if self.s.center else []
+        feats = self.embed(st.samples + [cand] + others)
+        if self.s.center:
+            feats = feats - feats.mean(0, keepdims=True)
+        n = len(st.samples)
+        return _cos_max(feats[n], feats[:n])
 
     def run(self, progress: Callable[[str], None] | None = None) -> dict[str, DomainState]:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
