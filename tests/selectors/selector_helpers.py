@@ -7,10 +7,10 @@ prepend import mode, like conftest.py itself)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from daar.method import DomainModel
 from daar.selectors.context import SelectionContext
 from daar.synth.backends import GenerationBackend
 
@@ -30,20 +30,12 @@ class FakeJudge(GenerationBackend):
         return [[self.answer(p[-1]["content"])] * n for p in prompts]
 
 
-@dataclass
-class FakeDomainModel:
-    """What selectors and `daar compare` read from daar.method.DomainModel."""
-
-    domain_names: list[str]
-    centroids: np.ndarray
-    pool_probs: np.ndarray
-    pool_entropy: np.ndarray
-    probe_metrics: dict = field(default_factory=lambda: {"val_accuracy": None})
-    synthesis: list = field(default_factory=list)
-    pool_domain: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.pool_domain = self.pool_probs.argmax(axis=1)
+def fixed_domain_model(domain_names: list[str], centroids: np.ndarray, pool_probs: np.ndarray,
+                       pool_entropy: np.ndarray) -> DomainModel:
+    """A real DomainModel with given scores (what the DaaR stages would have produced), no stages run."""
+    return DomainModel(domain_names=domain_names, centroids=centroids, samples={n: [] for n in domain_names},
+                       synthesis=[], probe_ids=[], probe_labels=np.zeros(0, dtype=np.int64), probe_metrics={},
+                       div_metrics={}, pool_probs=pool_probs, pool_entropy=pool_entropy)
 
 
 class FixedContext(SelectionContext):
@@ -71,9 +63,8 @@ def make_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def fake_domain_model(n: int, k: int = 3, d: int = 8, seed: int = 0) -> FakeDomainModel:
+def fake_domain_model(n: int, k: int = 3, d: int = 8, seed: int = 0) -> DomainModel:
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.ones(k), size=n)
     ent = -(probs * np.log(probs)).sum(axis=1)
-    return FakeDomainModel(domain_names=[f"d{i}" for i in range(k)], centroids=rng.normal(size=(k, d)),
-                           pool_probs=probs, pool_entropy=ent)
+    return fixed_domain_model([f"d{i}" for i in range(k)], rng.normal(size=(k, d)), probs, ent)

@@ -58,6 +58,8 @@ def test_compare_writes_outputs_and_comparison(make_ctx, tiny_llama, tmp_path):
         assert manifest["method"] == m
     rows = list(csv.DictReader(open(out / "comparison.csv")))
     assert [r["method"] for r in rows] == ["(pool)", *methods]
+    report = (out / "report.html").read_text()
+    assert "Comparison of methods" in report and summary["report"] == str(out / "report.html")
     for key in ("vendi", "mean_cos_distance", "cluster_coverage", "mean_entropy", "label_tv", "domain:d0",
                 "label:a", "seconds"):
         assert key in rows[0]

@@ -116,11 +116,10 @@ def test_bins_sample_within_a_wider_band(make_ctx):
 
 
 def test_bins_on_pseudo_domains_use_the_domain_model(make_ctx):
-    from selector_helpers import FakeDomainModel
+    from selector_helpers import fixed_domain_model
 
     probs = np.array([[0.9, 0.1]] * 5 + [[0.2, 0.8]] * 5)
-    dm = FakeDomainModel(domain_names=["x", "y"], centroids=unit_angles([20, 90]), pool_probs=probs,
-                         pool_entropy=np.zeros(10))
+    dm = fixed_domain_model(["x", "y"], unit_angles([20, 90]), probs, np.zeros(10))
     ctx = make_ctx(make_rows(10), embedding=BIN_FEATS, domain_model=dm, band="0-40")
     assert get_selector("intra-diversity").select(ctx, 4).selected.tolist() == [1, 2, 6, 7]
 

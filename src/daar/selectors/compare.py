@@ -117,6 +117,15 @@ def compare(ctx: SelectionContext, methods: list[str], budget: int, out: str | P
                     "jaccard": dv.overlap_matrix([r.result.selected for r in ok], "jaccard").round(4).tolist()},
     }
     write_comparison(summary, out)
+    if ok:  # report.html for DaaR's selection (or the first method's), with the comparison as a section
+        import json
+
+        from daar.report.html import write_report
+
+        main = next((r for r in ok if r.method == "daar"), ok[0])
+        manifest = json.loads((out / main.method / "manifest.json").read_text())
+        summary["report"] = str(write_report(ctx, main.result, manifest,
+                                             extra_sections=["<h2>Comparison of methods</h2>" + comparison_html(summary)]))
     return summary
 
 
@@ -277,4 +286,6 @@ def run(cfg: Config) -> int:
     for r in summary["runs"]:
         print(f"{r['method']:<20} {r['status']:<7} {r['seconds']:>8.1f} s" + (f"  {r['error']}" if r["error"] else ""))
     print(f"comparison: {out}/comparison.md  {out}/comparison.csv  {out}/comparison.html")
+    if summary.get("report"):
+        print(f"report: {summary['report']}")
     return 0 if all(r["status"] == "ok" for r in summary["runs"]) else 1
