@@ -46,20 +46,9 @@ JUDGED = ("ifd", "deita-complexity", "deita-quality", "deita", "alpagasus", "ins
 
 def write_slice(data_dir: Path, start: int, stop: int, path: Path, label: bool) -> int:
     """Rows start..stop of each pool file, in the WORKLOADS.md order; with label, a `source` field."""
-    n = 0
-    with open(path, "w", encoding="utf-8") as out:
-        for domain in DOMAINS:
-            with open(data_dir / "pool" / f"{domain}.jsonl", encoding="utf-8") as fh:
-                for i, line in enumerate(fh):
-                    if i >= stop:
-                        break
-                    if i >= start:
-                        row = json.loads(line)
-                        if label:
-                            row["source"] = domain
-                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                        n += 1
-    return n
+    from daar.data.slices import standard_parts, write_slices
+
+    return write_slices(standard_parts(data_dir / "pool", (start, stop), label), path)
 
 
 def workload_name(per_source: int, probe: tuple[int, int]) -> str:

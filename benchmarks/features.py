@@ -56,16 +56,9 @@ class Result:
 
 def write_workload(data_dir: Path, per_domain: int, path: Path) -> int:
     """Rows 0..per_domain of each pool file, concatenated in the WORKLOADS.md order."""
-    n = 0
-    with open(path, "w", encoding="utf-8") as out:
-        for domain in DOMAINS:
-            with open(data_dir / "pool" / f"{domain}.jsonl", encoding="utf-8") as fh:
-                for i, line in enumerate(fh):
-                    if i >= per_domain:
-                        break
-                    out.write(line)
-                    n += 1
-    return n
+    from daar.data.slices import standard_parts, write_slices
+
+    return write_slices(standard_parts(data_dir / "pool", (0, per_domain), label=False), path)
 
 
 def evenly(records: list, k: int | None) -> list:

