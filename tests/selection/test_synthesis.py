@@ -108,6 +108,16 @@ def test_centring_removes_a_shared_direction_before_the_threshold(tmp_path):
     assert [x["instruction"] for x in centred["a"].augmented] == ["task 9"]
 
 
+def test_a_round_never_accepts_more_than_the_target(tmp_path):
+    doms = [Domain("a", "first")]
+    outputs = ["[" + _sample(0) + "]", _sample(5), _sample(6), _sample(7), _sample(8)]
+    s = SynthSettings(seeds_per_domain=1, samples_per_domain=2, max_attempts=10, batch=4, center=False)
+    states = Synthesizer(doms, RecordedBackend(outputs), _embed, s, tmp_path / "log.jsonl").run()
+    assert [x["instruction"] for x in states["a"].augmented] == ["task 5", "task 6"]
+    entries = [json.loads(line) for line in open(tmp_path / "log.jsonl") if "round_done" not in line]
+    assert [e["error"] for e in entries[-2:]] == ["not needed: the domain reached its target in this round"] * 2
+
+
 def test_attempt_cap_stops_a_domain_and_is_reported(tmp_path):
     doms = [Domain("a", "first"), Domain("b", "second")]
     s = SynthSettings(seeds_per_domain=1, samples_per_domain=3, max_attempts=4, batch=2)

@@ -183,6 +183,8 @@ class Synthesizer:
                 fresh = [p for p in parsed if json.dumps(p, sort_keys=True) not in known][:need]
                 entry.update(parsed=parsed, accepted=bool(fresh), accepted_samples=fresh,
                              error=None if fresh else "only duplicates of existing seeds")
+            elif st.phase(self.s) != 2:  # an earlier candidate of this round already reached the target
+                entry.update(parsed=parsed[0], error="not needed: the domain reached its target in this round")
             else:
                 cand = parsed[0]
                 sim = self._similarity(st, cand)
