@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("common_sense", "reasoning", "mathematics", "coding")
 DEMO_SETTINGS: dict[str, Any] = {
-    "budget": "20%", "samples_per_domain": 2, "seeds_per_domain": 3, "max_new_tokens": 200, "max_attempts": 16,
-    "synth_batch": 16, "probe_epochs": 10, "max_length": 256,
+    "budget": "20%", "samples_per_domain": 2, "seeds_per_domain": 3, "max_new_tokens": 160, "max_attempts": 12,
+    "synth_batch": 16, "probe_epochs": 5, "max_length": 256,
 }
 
 
