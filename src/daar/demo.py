@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("common_sense", "reasoning", "mathematics", "coding")
 DEMO_SETTINGS: dict[str, Any] = {
-    "budget": "20%", "samples_per_domain": 2, "seeds_per_domain": 3, "max_new_tokens": 160, "max_attempts": 12,
+    "budget": "20%", "samples_per_domain": 1, "seeds_per_domain": 2, "max_new_tokens": 160, "max_attempts": 8,
     "synth_batch": 16, "probe_epochs": 5, "max_length": 256,
 }
 
