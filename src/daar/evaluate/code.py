@@ -64,11 +64,16 @@ def humaneval_program(doc: dict, completion: str) -> str:
     return f"{code}\n\n{doc['test']}\n\ncheck({doc['entry_point']})\n"
 
 
-def score_humaneval(doc: dict, results: list[str], details: dict | None = None,
-                    timeout: float = DEFAULT_TIMEOUT) -> dict[str, float]:
-    outcome = run_program(humaneval_program(doc, results[0]), timeout=timeout)
+def _score_program(doc: dict, program: str, details: dict | None, timeout: float) -> dict[str, float]:
+    """Execute one program in the sandbox; pass@1 is 1.0 when it exits cleanly."""
+    outcome = run_program(program, timeout=timeout)
     _record(details, doc, task_id=doc.get("task_id"), status=outcome.status, detail=outcome.detail)
     return {"pass@1": float(outcome.passed)}
+
+
+def score_humaneval(doc: dict, results: list[str], details: dict | None = None,
+                    timeout: float = DEFAULT_TIMEOUT) -> dict[str, float]:
+    return _score_program(doc, humaneval_program(doc, results[0]), details, timeout)
 
 
 # -- MBPP ----------------------------------------------------------------------------------------
@@ -116,6 +121,4 @@ def mbpp_program(doc: dict, generation: str) -> str:
 
 def score_mbpp(doc: dict, results: list[str], details: dict | None = None,
                timeout: float = DEFAULT_TIMEOUT) -> dict[str, float]:
-    outcome = run_program(mbpp_program(doc, results[0]), timeout=timeout)
-    _record(details, doc, task_id=doc.get("task_id"), status=outcome.status, detail=outcome.detail)
-    return {"pass@1": float(outcome.passed)}
+    return _score_program(doc, mbpp_program(doc, results[0]), details, timeout)

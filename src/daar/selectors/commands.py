@@ -31,8 +31,6 @@ def selection_args(p) -> None:
     g.add_argument("--probe-batch-size", type=int, default=S)
     g.add_argument("--preset", default=S, choices=["default", "reference"],
                    help="reference = the authors' scripts' choices (padded pooling, their text format, ...)")
-    g.add_argument("--until", default=S, choices=["synthesis", "centroids", "pseudo-labels", "psi_dom", "psi_div", "scores"],
-                   help="run the DaaR stages up to this one (cached in OUT/stages) and stop")
     s = p.add_argument_group("selection")
     s.add_argument("--method", default=S, help="selector name (daar; see daar list-selectors)")
     s.add_argument("--budget", default=S, help="a count (8000) or a fraction (0.2 or 20%%)")
@@ -43,15 +41,24 @@ def selection_args(p) -> None:
     s.add_argument("--label-field", default=S, help="record field with your own labels (diagnostics, bins)")
 
 
-def build(sub) -> None:
-    p = sub.add_parser("select", help="choose a budget of records by predicted domain entropy (or another method)")
+def selector_parser_args(p) -> None:
+    """Every flag a selection run takes (shared by `daar select` and `daar compare`)."""
+    from daar.selectors.baselines.options import baseline_args
+
     common(p)
     data_args(p)
     model_args(p)
     selection_args(p)
-    from daar.selectors.baselines.options import baseline_args
-
     baseline_args(p)
+
+
+def build(sub) -> None:
+    from daar.stages import STAGES
+
+    p = sub.add_parser("select", help="choose a budget of records by predicted domain entropy (or another method)")
+    selector_parser_args(p)
+    p.add_argument("--until", default=S, choices=list(STAGES),
+                   help="run the DaaR stages up to this one (cached in OUT/stages) and stop")
 
 
 def run(cfg: Config) -> int:

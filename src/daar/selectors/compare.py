@@ -267,16 +267,11 @@ def run_compare(cfg: Config) -> dict[str, Any]:
 
 
 def build(sub) -> None:
-    from daar.cli_args import S, common, data_args, model_args
-    from daar.selectors.baselines.options import baseline_args
-    from daar.selectors.commands import selection_args
+    from daar.cli_args import S
+    from daar.selectors.commands import selector_parser_args
 
     p = sub.add_parser("compare", help="run several selection methods at one budget and compare their selections")
-    common(p)
-    data_args(p)
-    model_args(p)
-    selection_args(p)
-    baseline_args(p)
+    selector_parser_args(p)
     p.add_argument("--methods", default=S, help="comma-separated selector names, e.g. daar,random,ifd,kcenter")
 
 
