@@ -88,6 +88,7 @@ class Config:
     gradient_accumulation: int = 4
     train_max_length: int = 2048  # `daar train --max-length`
     max_steps: int | None = None
+    group_by_length: bool = False  # batch records of similar length together (less padding, same epoch)
     chat_template: str = "auto"  # none | auto | a template name/string
     save_steps: int | None = None
     resume: bool = False

@@ -122,6 +122,23 @@ def test_resume_continues_from_the_last_checkpoint(tiny_llama, pool, tmp_path, c
     assert "lora_r" in capsys.readouterr().err
 
 
+def test_group_by_length_cuts_padding_and_still_sees_every_record(tiny_llama, tmp_path):
+    # 8 short and 8 long records: in random order most micro-batches pair a short with a long one
+    rows = [{"instruction": f"Say {i}.", "input": "", "output": "ok " * (2 if i % 2 else 60) + str(i)}
+            for i in range(16)]
+    pool = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    common = dict(data=str(pool), model=tiny_llama, epochs=1, **FAST)
+    plain = train_lora(out=str(tmp_path / "plain"), **common)
+    grouped = train_lora(out=str(tmp_path / "grouped"), group_by_length=True, **common)
+    b_plain = json.loads(plain.manifest.read_text())["batching"]
+    b_grouped = json.loads(grouped.manifest.read_text())["batching"]
+    assert plain.steps == grouped.steps == 8  # one epoch of 16 records at batch 2 either way
+    real = b_plain["token_cells"] - b_plain["padding_cells"]
+    assert b_grouped["token_cells"] - b_grouped["padding_cells"] == real  # same tokens, other batches
+    assert b_grouped["padding_fraction"] < b_plain["padding_fraction"] / 2
+    assert json.loads(grouped.manifest.read_text())["training"]["group_by_length"] is True
+
+
 def test_settings_are_validated(tiny_llama, pool, tmp_path):
     with pytest.raises(ConfigError, match="--out"):
         train_lora(data=str(pool), model=tiny_llama)

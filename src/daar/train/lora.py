@@ -52,7 +52,7 @@ LR_SCHEDULER = "cosine"
 CHECKPOINTS = "checkpoints"
 # Settings a resumed run must share with the run that wrote the checkpoint.
 RESUME_KEYS = ("model", "data_fingerprint", "lora_r", "lora_alpha", "lora_dropout", "chat_template",
-               "template", "train_max_length", "train_batch_size", "gradient_accumulation")
+               "template", "train_max_length", "train_batch_size", "gradient_accumulation", "group_by_length")
 # train_lora(batch_size=...) means the training batch, not the feature-extraction batch.
 KWARG_ALIASES = {"batch_size": "train_batch_size", "max_length": "train_max_length"}
 
@@ -145,6 +145,9 @@ def _sft_config(cfg: Config, ckpt_dir: Path, device: str, mixed: str) -> Any:
         dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
         dataloader_num_workers=0,
     )
+    if cfg.group_by_length:  # transformers 5.2x names it a sampling strategy; older releases had a flag
+        kwargs["train_sampling_strategy" if "train_sampling_strategy" in names else "group_by_length"] = (
+            "group_by_length" if "train_sampling_strategy" in names else True)
     # transformers 5 folded warmup_ratio into warmup_steps (a value < 1 is a ratio).
     kwargs["warmup_ratio" if "warmup_ratio" in names else "warmup_steps"] = cfg.warmup_ratio
     return SFTConfig(**{k: v for k, v in kwargs.items() if k in names})
@@ -294,6 +297,11 @@ def _build_trainer(cfg: Config, examples: list[Any], tokenizer: Any, device: str
     return trainer
 
 
+def _padding_stats(collator: Any) -> dict[str, Any]:
+    cells, pad = getattr(collator, "cells", 0), getattr(collator, "padding", 0)
+    return {"token_cells": cells, "padding_cells": pad, "padding_fraction": round(pad / cells, 4) if cells else None}
+
+
 def _merge(trainer: Any, tokenizer: Any, target: Path) -> Path:
     """Base + adapter folded into plain weights (a normal from_pretrained folder)."""
     merged = trainer.model.merge_and_unload()
@@ -321,10 +329,12 @@ def _write_manifest(result: TrainResult, cfg: Config, stats: TokenStats, n_rejec
                      "gradient_accumulation": cfg.gradient_accumulation,
                      "effective_batch": cfg.train_batch_size * cfg.gradient_accumulation,
                      "max_length": cfg.train_max_length, "seed": cfg.seed,
+                     "group_by_length": cfg.group_by_length,
                      "save_steps": cfg.save_steps or DEFAULT_SAVE_STEPS,
                      "total_steps": trainer.state.max_steps,
                      "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)},
         "hardware": {"device": device, "weights": str(weight_dtype).replace("torch.", ""), "mixed_precision": mixed},
+        "batching": _padding_stats(trainer.data_collator),
         "timing": {"wall_seconds": round(result.seconds, 2), "train_seconds": round(train_seconds, 2),
                    "steps_this_run": steps_run,
                    "seconds_per_step": round(train_seconds / steps_run, 3) if steps_run else None},

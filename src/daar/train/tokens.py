@@ -215,14 +215,20 @@ class PadCollator:
     """Right-pads input_ids (pad id), labels (-100) and builds the attention mask.
 
     Our own collator, so label handling never depends on which TRL collator a version ships.
+    It counts the token cells it builds and how many of them are padding (the cost of batching
+    records of different lengths), for the training manifest.
     """
 
     pad_token_id: int
+    cells: int = 0
+    padding: int = 0
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
         width = max(len(f["input_ids"]) for f in features)
+        self.cells += width * len(features)
+        self.padding += sum(width - len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)
         mask = torch.zeros((len(features), width), dtype=torch.long)
