@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip", default="", help="comma-separated methods to leave out")
     p.add_argument("--cap", type=float, default=None, help="seconds of judging per judged method (resumable)")
     p.add_argument("--judge-max-new-tokens", type=int, default=None)
+    p.add_argument("--judge-batch", type=int, default=None,
+                   help="prompts per generate() call / scorer batch (default 16; larger on a GPU)")
     p.add_argument("--scorer-model", default=None, help="ifd / deita scorer (default: --model)")
     p.add_argument("--selectors-use-labels", action="store_true",
                    help="let random-balanced and inter-/intra-diversity group by the source labels (default: "
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         extra["selectors_use_labels"] = True
     if args.judge_max_new_tokens:
         extra["judge_max_new_tokens"] = args.judge_max_new_tokens
+    if args.judge_batch:
+        extra["judge_batch"] = args.judge_batch
     settings = {"data": str(out / "pool.jsonl"), "out": str(out), "model": args.model, "budget": args.budget,
                 "methods": ",".join(methods), "label_field": "source", "extra": extra,
                 "probe_data": str(out / "probe.jsonl") if probe else None, "scorer_model": args.scorer_model,
