@@ -10,7 +10,7 @@ import pytest
 
 from daar.synth.backends import GenerationBackend, HFBackend
 from daar.synth.domains import Domain, load_domains
-from daar.synth.parse import ParseError, parse_samples
+from daar.synth.parse import JsonCloseScanner, ParseError, json_complete, parse_samples
 from daar.synth.sampler import Synthesizer, SynthSettings
 
 # Outputs recorded from small instruct models (shapes we have seen), with what the parser must find.
@@ -32,6 +32,27 @@ def test_parser_finds_samples_in_noisy_outputs(text, n):
     samples = parse_samples(text)
     assert len(samples) == n
     assert all(s["instruction"] and s["output"] and set(s) == {"instruction", "input", "output"} for s in samples)
+
+
+@pytest.mark.parametrize("text", [
+    'Sure! {"instruction": "Add [1, 2]", "input": "", "output": "say \\"}\\" then {x}"} and more {',
+    '[{"a": "]"}, {"b": 2}] trailing',
+    'no json here "{" at all',
+    '{"nested": {"deep": [1, {"x": "\\\\"}]}, "open": "',
+])
+def test_incremental_close_scanner_agrees_with_json_complete_on_every_prefix(text):
+    # the generation stopper feeds one token's text at a time; it must stop exactly where the
+    # whole-text check would, whatever the chunking
+    for step in (1, 3, 7):
+        scanner, done_at = JsonCloseScanner(), None
+        for end in range(step, len(text) + step, step):
+            if scanner.feed(text[end - step : end]) and done_at is None:
+                done_at = end
+        first_true = next((k for k in range(len(text) + 1) if json_complete(text[:k])), None)
+        if first_true is None:
+            assert done_at is None
+        else:  # the scanner notices at the end of the chunk holding the closing bracket
+            assert done_at == min(len(text), -(-first_true // step) * step)
 
 
 @pytest.mark.parametrize("text", BROKEN)

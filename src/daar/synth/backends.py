@@ -45,12 +45,21 @@ def _json_stopper(tokenizer, prompt_len: int, prefix: str):
     import torch
     from transformers import StoppingCriteria
 
-    from daar.synth.parse import json_complete
+    from daar.synth.parse import JsonCloseScanner
 
     class JsonComplete(StoppingCriteria):
+        def __init__(self) -> None:
+            self.seen = prompt_len
+            self.rows: list[JsonCloseScanner] = []
+
         def __call__(self, input_ids, scores, **kwargs):
-            texts = tokenizer.batch_decode(input_ids[:, prompt_len:], skip_special_tokens=True)
-            return torch.tensor([json_complete(prefix + t) for t in texts], device=input_ids.device)
+            if not self.rows:
+                self.rows = [JsonCloseScanner() for _ in range(input_ids.shape[0])]
+                for row in self.rows:
+                    row.feed(prefix)
+            new = tokenizer.batch_decode(input_ids[:, self.seen:], skip_special_tokens=True)
+            self.seen = input_ids.shape[1]
+            return torch.tensor([row.feed(t) for row, t in zip(self.rows, new, strict=True)], device=input_ids.device)
 
     return JsonComplete()
 

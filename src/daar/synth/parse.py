@@ -71,6 +71,37 @@ def json_complete(text: str) -> bool:
     return start >= 0 and bool(_balanced_spans(text[start:])) and text[start:].startswith(_balanced_spans(text[start:])[0])
 
 
+class JsonCloseScanner:
+    """json_complete(), fed piece by piece: O(new characters) per call instead of O(whole text).
+
+    The generation stopper calls it after every token; re-scanning the whole reply each time made
+    long generations quadratic (on a GPU that host-side work, not the model, set the pace).
+    """
+
+    def __init__(self) -> None:
+        self.depth, self.in_str, self.esc, self.done = 0, False, False, False
+
+    def feed(self, text: str) -> bool:
+        for ch in text:
+            if self.done:
+                break
+            if self.in_str:
+                if self.esc:
+                    self.esc = False
+                elif ch == "\\":
+                    self.esc = True
+                elif ch == '"':
+                    self.in_str = False
+            elif ch == '"' and self.depth > 0:
+                self.in_str = True
+            elif ch in "{[":
+                self.depth += 1
+            elif ch in "}]" and self.depth > 0:
+                self.depth -= 1
+                self.done = self.depth == 0
+        return self.done
+
+
 def _sample(obj: Any) -> dict[str, str] | None:
     if not isinstance(obj, dict):
         return None
