@@ -165,3 +165,23 @@ def test_cli_select_runs_a_baseline(pool_file, tmp_path, tiny_llama):
                  "--budget", "25%", "--out", str(out)]) == 0
     assert len((out / "selected.jsonl").read_text().splitlines()) == 3
     assert json.loads((out / "manifest.json").read_text())["method"] == "output-length"
+
+
+def test_a_stopped_compare_keeps_the_methods_that_finished(make_ctx, tiny_llama, tmp_path):
+    def stop(prompt: str) -> str:
+        raise KeyboardInterrupt  # the user, or a time limit, stops the run while the judge works
+
+    rng = np.random.default_rng(3)
+    ctx = make_ctx(make_rows(N), features=rng.normal(size=(N, 8)), embedding=rng.normal(size=(N, 8)),
+                   domain_model=fake_domain_model(N), generator=FakeJudge(stop), model=tiny_llama,
+                   label_field="source")
+    out = tmp_path / "cmp"
+    with pytest.raises(KeyboardInterrupt):
+        compare(ctx, ["random", "kcenter", "alpagasus"], 4, out)
+    summary = json.loads((out / "comparison.json").read_text())
+    assert [r["method"] for r in summary["runs"]] == ["random", "kcenter"]
+    assert summary["pending"] == ["alpagasus"]
+    assert all(r["status"] == "ok" and r["n"] == 4 for r in summary["runs"])
+    md = (out / "comparison.md").read_text()
+    assert "| kcenter |" in md and "Not run yet" in md and "alpagasus" in md
+    assert (out / "random" / "selected.jsonl").exists()

@@ -77,6 +77,25 @@ def compare(ctx: SelectionContext, methods: list[str], budget: int, out: str | P
 
     use_labels = bool((cfg.extra or {}).get("selectors_use_labels"))
     method_cfg = cfg if use_labels else replace(cfg, label_field=None)
+    pool_metrics = _metrics(ctx, np.arange(ctx.n), x, clusters, dm, labels)
+
+    def summarize(runs: list[MethodRun]) -> dict[str, Any]:
+        ok = [r for r in runs if r.result is not None]
+        return {
+            "budget": budget, "pool_size": ctx.n, "methods": methods, "label_field": label_field,
+            "selectors_use_labels": use_labels,
+            "domain_names": list(dm.domain_names), "label_names": labels[1] if labels else None,
+            "layer": str(cfg.layer), "coverage_clusters": clusters.k,
+            "shared_seconds": {k: round(v, 3) for k, v in shared.items()},
+            "pool": pool_metrics,
+            "runs": [{"method": r.method, "status": r.status, "seconds": round(r.seconds, 3), "error": r.error,
+                      **r.metrics} for r in runs],
+            "pending": methods[len(runs):],
+            "overlap": {"methods": [r.method for r in ok],
+                        "shared_fraction": dv.overlap_matrix([r.result.selected for r in ok]).round(4).tolist(),
+                        "jaccard": dv.overlap_matrix([r.result.selected for r in ok], "jaccard").round(4).tolist()},
+        }
+
     runs: list[MethodRun] = []
     for method in methods:
         run = MethodRun(method)
@@ -100,22 +119,11 @@ def compare(ctx: SelectionContext, methods: list[str], budget: int, out: str | P
             run.metrics = _metrics(ctx, run.result.selected, x, clusters, dm, labels)
         runs.append(run)
         log.info("compare: %s %s in %.1f s", method, run.status, run.seconds)
+        # after every method, so a run stopped early (a time limit, a lost machine) keeps its finished part
+        write_comparison(summarize(runs), out)
 
-    pool_metrics = _metrics(ctx, np.arange(ctx.n), x, clusters, dm, labels)
+    summary = summarize(runs)
     ok = [r for r in runs if r.result is not None]
-    summary = {
-        "budget": budget, "pool_size": ctx.n, "methods": methods, "label_field": label_field,
-        "selectors_use_labels": use_labels,
-        "domain_names": list(dm.domain_names), "label_names": labels[1] if labels else None,
-        "layer": str(cfg.layer), "coverage_clusters": clusters.k,
-        "shared_seconds": {k: round(v, 3) for k, v in shared.items()},
-        "pool": pool_metrics,
-        "runs": [{"method": r.method, "status": r.status, "seconds": round(r.seconds, 3), "error": r.error,
-                  **r.metrics} for r in runs],
-        "overlap": {"methods": [r.method for r in ok],
-                    "shared_fraction": dv.overlap_matrix([r.result.selected for r in ok]).round(4).tolist(),
-                    "jaccard": dv.overlap_matrix([r.result.selected for r in ok], "jaccard").round(4).tolist()},
-    }
     write_comparison(summary, out)
     if ok:  # report.html for DaaR's selection (or the first method's), with the comparison as a section
         import json
@@ -212,6 +220,8 @@ def _notes(summary: dict[str, Any]) -> list[str]:
              "TV = total-variation distance of the selection's mix from the pool's (0 = same mix); mean pred. "
              "entropy = DaaR's predicted domain entropy averaged over the selection."]
     notes += [f"{r['method']} failed: {r['error']}" for r in summary["runs"] if r["status"] != "ok"]
+    if summary.get("pending"):
+        notes.append("Not run yet (the comparison is still running or was stopped): " + ", ".join(summary["pending"]))
     return notes
 
 
