@@ -48,3 +48,27 @@ def test_experiment_runs_every_method_and_seed_and_writes_the_table(tmp_path, se
     mtime = (out / "train" / "daar-s1" / "train_manifest.json").stat().st_mtime
     assert main(["experiment", "exp.yaml"]) == 0
     assert (out / "train" / "daar-s1" / "train_manifest.json").stat().st_mtime == mtime
+
+
+def test_the_shipped_configs_are_valid_and_name_standard_workloads():
+    from pathlib import Path
+
+    from daar.experiment import load_experiment
+
+    def parse_rows(text: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in text.split(":"))
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    # WORKLOADS.md: pool rows per source, probe rows per source
+    workloads = {"W-ref": ((0, 500), (5000, 5125)), "W-4k": ((0, 1000), (5000, 5250))}
+    expect = {"cpu-small.yaml": "W-ref", "gpu-w4k.yaml": "W-4k"}
+    for name, workload in expect.items():
+        spec = load_experiment(root / name)  # every key is a Config field
+        pool_rows_, probe_rows_ = workloads[workload]
+        assert [p["label"] for p in spec["pool"]] == ["common_sense", "reasoning", "mathematics", "coding"]
+        assert {parse_rows(p["rows"]) for p in spec["pool"]} == {pool_rows_}, name
+        assert {parse_rows(p["rows"]) for p in spec["probe"]} == {probe_rows_}, name
+        assert spec["settings"]["budget"] == "20%"
+        assert spec["methods"] == ["daar", "random", "instruction-length", "ifd"]
+        assert set(spec["eval"]["tasks"].split(",")) == {"heldout-loss", "gsm8k", "humaneval"}
+    load_experiment(root / "paper-qwen2.5-7b.yaml")
