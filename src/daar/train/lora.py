@@ -145,9 +145,11 @@ def _sft_config(cfg: Config, ckpt_dir: Path, device: str, mixed: str) -> Any:
         dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
         dataloader_num_workers=0,
     )
-    if cfg.group_by_length:  # transformers 5.2x names it a sampling strategy; older releases had a flag
-        kwargs["train_sampling_strategy" if "train_sampling_strategy" in names else "group_by_length"] = (
-            "group_by_length" if "train_sampling_strategy" in names else True)
+    if cfg.group_by_length:  # recent transformers: a sampling strategy; older releases: a boolean flag
+        if "train_sampling_strategy" in names:
+            kwargs["train_sampling_strategy"] = "group_by_length"
+        else:
+            kwargs["group_by_length"] = True
     # transformers 5 folded warmup_ratio into warmup_steps (a value < 1 is a ratio).
     kwargs["warmup_ratio" if "warmup_ratio" in names else "warmup_steps"] = cfg.warmup_ratio
     return SFTConfig(**{k: v for k, v in kwargs.items() if k in names})
