@@ -50,7 +50,11 @@ class Config:
     # -- centroids, probe set, pseudo-labels -----------------------------------------------------
     probe_data: str | None = None
     probe_size: int | None = None  # default min(5000, 25% of the pool)
-    centroid_layer: str = "embedding"  # feature space of centroids and pseudo-label assignment
+    # Feature space of the centroids and the pseudo-label assignment; None = the probe layer (--layer).
+    # Measured on W-4k with the bundled model (README, "Where the pseudo-labels come from"): layer 3
+    # labels the probe set far better than the paper's token-embedding layer ('embedding', kept for
+    # --preset reference).
+    centroid_layer: str | None = None
     assignment: str = "kmeans"  # kmeans (initialised at centroids) | nearest (fixed centroids)
     centroid_source: str = "all"  # all | augmented (reference scripts: phase-2 samples only)
     # -- probes ----------------------------------------------------------------------------------
@@ -140,6 +144,7 @@ class Config:
             self.template = "reference-score"
             self.centroid_source = "augmented"
             self.dedup_center = False
+            self.centroid_layer = "embedding"
         elif self.preset != "default":
             raise ConfigError(f"unknown preset '{self.preset}'; use default or reference")
         return self
@@ -166,6 +171,11 @@ class Config:
         if self.strategy == "customized" and not self.major:
             raise ConfigError("--strategy customized needs --major DOMAIN (the domain to take 50% of)")
         return self
+
+    @property
+    def centroid_space(self) -> str:
+        """The layer the centroids and pseudo-labels live in (--centroid-layer, else --layer)."""
+        return str(self.centroid_layer) if self.centroid_layer not in (None, "") else str(self.layer)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

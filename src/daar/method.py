@@ -56,7 +56,7 @@ def probe_settings(cfg: Config) -> ProbeSettings:
 @dataclass
 class DomainModel:
     domain_names: list[str]
-    centroids: np.ndarray  # [K, d] in the centroid space (cfg.centroid_layer)
+    centroids: np.ndarray  # [K, d] in the centroid space (cfg.centroid_space)
     samples: dict[str, list[dict[str, str]]]
     synthesis: list[dict]  # per-domain summary (attempts, capped, ...)
     probe_ids: list[str]
@@ -153,7 +153,7 @@ class _Builder:
                 samples[d.name] = [{"instruction": d.description, "input": "", "output": ""}]
                 st["fallback"] = "description"
 
-        cent_ex = self._extractor(cfg.centroid_layer)
+        cent_ex = self._extractor(cfg.centroid_space)
         fp_cent = fingerprint("centroids", fp_syn, cent_ex.spec.fingerprint, cfg.centroid_source)
 
         def centroids():

@@ -88,7 +88,8 @@ def bin_ctx(make_ctx, **settings):
     rows = make_rows(10)
     for i, r in enumerate(rows):
         r["source"] = "a" if i < 5 else "b"
-    return make_ctx(rows, embedding=BIN_FEATS, label_field="source", **settings)
+    # the bins live in the centroid space; these features are given as the token-embedding layer's
+    return make_ctx(rows, embedding=BIN_FEATS, label_field="source", **{"centroid_layer": "embedding", **settings})
 
 
 def test_intra_diversity_golden(make_ctx):
@@ -120,7 +121,8 @@ def test_bins_on_pseudo_domains_use_the_domain_model(make_ctx):
 
     probs = np.array([[0.9, 0.1]] * 5 + [[0.2, 0.8]] * 5)
     dm = fixed_domain_model(["x", "y"], unit_angles([20, 90]), probs, np.zeros(10))
-    ctx = make_ctx(make_rows(10), embedding=BIN_FEATS, domain_model=dm, band="0-40")
+    ctx = make_ctx(make_rows(10), embedding=BIN_FEATS, domain_model=dm, band="0-40",
+                   centroid_layer="embedding")  # the domain model's centroids are in that space here
     assert get_selector("intra-diversity").select(ctx, 4).selected.tolist() == [1, 2, 6, 7]
 
 

@@ -21,7 +21,7 @@ def selection_args(p) -> None:
                    help="phase-2 cosine on raw features (the scripts' way) instead of centred ones")
     g.add_argument("--probe-data", default=S, help="disjoint probe set file (default: a seeded sample of the pool)")
     g.add_argument("--probe-size", type=int, default=S, help="probe set size (default min(5000, 25%% of pool))")
-    g.add_argument("--centroid-layer", default=S, help="space of centroids and pseudo-labels: embedding (default) or K")
+    g.add_argument("--centroid-layer", default=S, help="space of centroids and pseudo-labels: K or embedding (default: --layer)")
     g.add_argument("--assignment", default=S, choices=["kmeans", "nearest"],
                    help="kmeans initialised at the centroids (method) or nearest fixed centroid")
     g.add_argument("--layer", default=S, help="probe feature layer (3)")

@@ -12,7 +12,7 @@ with more records than its share contributes a seeded random sample, so it repre
 
 Groups and centroids: the DaaR pseudo-domains and their synthesized centroids by default, or with
 --label-field the user's labels and the per-label means of the same features (the centroid space,
---centroid-layer, the token-embedding layer unless changed).
+--centroid-layer, the probe layer --layer unless changed).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _cut(p: float, n: int) -> int:
 
 def groups_and_centroids(ctx: SelectionContext) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, str]:
     """(group per record, group names, features [n, d], centroids [K, d], where the groups came from)."""
-    layer = getattr(ctx.cfg, "centroid_layer", "embedding")
+    layer = ctx.cfg.centroid_space
     feats = np.asarray(ctx.features(layer), dtype=np.float64)
     field = ctx.cfg.label_field
     if field:
