@@ -36,7 +36,7 @@ class GenerationBackend(ABC):
         """
 
 
-def _json_stopper(tokenizer, prompt_len: int, prefix: str):
+def _json_stopper(tokenizer, prompt_len: int, prefix: str, rows: int):
     """A StoppingCriteria that ends each sequence once its JSON reply has closed.
 
     Small models keep talking after the object they were asked for; on a CPU those extra tokens
@@ -50,13 +50,11 @@ def _json_stopper(tokenizer, prompt_len: int, prefix: str):
     class JsonComplete(StoppingCriteria):
         def __init__(self) -> None:
             self.seen = prompt_len
-            self.rows: list[JsonCloseScanner] = []
+            self.rows = [JsonCloseScanner() for _ in range(rows)]
+            for row in self.rows:
+                row.feed(prefix)
 
         def __call__(self, input_ids, scores, **kwargs):
-            if not self.rows:
-                self.rows = [JsonCloseScanner() for _ in range(input_ids.shape[0])]
-                for row in self.rows:
-                    row.feed(prefix)
             new = tokenizer.batch_decode(input_ids[:, self.seen:], skip_special_tokens=True)
             self.seen = input_ids.shape[1]
             return torch.tensor([row.feed(t) for row, t in zip(self.rows, new, strict=True)], device=input_ids.device)
@@ -92,7 +90,7 @@ class HFBackend(GenerationBackend):
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
             enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(self.loaded.device)
-            stop = [_json_stopper(tok, enc["input_ids"].shape[1], prefix)] if prefix.lstrip()[:1] in ("{", "[") else []
+            stop = [_json_stopper(tok, enc["input_ids"].shape[1], prefix, len(chunk))] if prefix.lstrip()[:1] in ("{", "[") else []
             with torch.inference_mode():
                 gen = model.generate(**enc, do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
                                      top_p=top_p if temperature > 0 else None, max_new_tokens=max_new_tokens,

@@ -67,12 +67,11 @@ def _object_spans(text: str) -> list[str]:
 
 def json_complete(text: str) -> bool:
     """True once the first JSON value in `text` has closed (used to stop generation early)."""
-    start = min((p for p in (text.find("{"), text.find("[")) if p >= 0), default=-1)
-    return start >= 0 and bool(_balanced_spans(text[start:])) and text[start:].startswith(_balanced_spans(text[start:])[0])
+    return JsonCloseScanner().feed(text)
 
 
 class JsonCloseScanner:
-    """json_complete(), fed piece by piece: O(new characters) per call instead of O(whole text).
+    """The first JSON value's bracket scan, fed piece by piece: O(new characters) per call.
 
     The generation stopper calls it after every token; re-scanning the whole reply each time made
     long generations quadratic (on a GPU that host-side work, not the model, set the pace).

@@ -299,8 +299,8 @@ def _build_trainer(cfg: Config, examples: list[Any], tokenizer: Any, device: str
     return trainer
 
 
-def _padding_stats(collator: Any) -> dict[str, Any]:
-    cells, pad = getattr(collator, "cells", 0), getattr(collator, "padding", 0)
+def _padding_stats(collator: PadCollator) -> dict[str, Any]:
+    cells, pad = collator.cells, collator.padding
     return {"token_cells": cells, "padding_cells": pad, "padding_fraction": round(pad / cells, 4) if cells else None}
 
 
