@@ -95,13 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--selectors-use-labels", action="store_true",
                    help="let random-balanced and inter-/intra-diversity group by the source labels (default: "
                    "pseudo-domains; the labels feed only the diagnostics)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other Config field")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting (flat name)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
 
-    from daar.config import Config
-    from daar.selectors.compare import run_compare
+    from daar.runs.compare import run_compare
+    from daar.settings import Config
 
     data_dir, out = Path(args.data_dir), Path(args.out)
     if not (data_dir / "pool").is_dir():

@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--budget", default="20%")
     ap.add_argument("--set", nargs="*", default=[], help="extra settings KEY=VALUE passed to DaaR (e.g. assignment=nearest)")
     args = ap.parse_args()
-    from daar.selectors.job import DaaR
+    from daar.runs.select import DaaR
 
     pr = tuple(int(x) for x in args.pool_rows.split(":"))
     qr = tuple(int(x) for x in args.probe_rows.split(":"))

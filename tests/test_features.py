@@ -14,7 +14,7 @@ import torch
 from daar.data import Record, Renderer
 from daar.errors import ConfigError
 from daar.features import FeatureExtractor, FeatureStore, extract_features
-from daar.features.extract import _batches, parse_layer
+from daar.features.extract import parse_layer
 from daar.features.pooling import pool
 from data_helpers import ALPACA_ROWS
 
@@ -196,15 +196,6 @@ def test_dynamic_batching_equals_batch_size_one(tiny_model, tmp_path):
         one_l = FeatureExtractor(batch_size=1, pooling=how, store=FeatureStore(tmp_path / "d"), **kw)(recs)
         many_l = FeatureExtractor(batch_size=8, pooling=how, store=FeatureStore(tmp_path / "e"), **kw)(recs)
         np.testing.assert_allclose(many_l, one_l, atol=1e-5, rtol=0)
-
-
-def test_batches_group_by_size_and_token_budget():
-    lengths = [50, 40, 30, 20, 10, 5, 5]
-    assert _batches(lengths, 3, None) == [[0, 1, 2], [3, 4, 5], [6]]
-    # the first member is the longest, so a batch of b rows costs b * first_length padded tokens
-    assert _batches(lengths, 10, 100) == [[0, 1], [2, 3, 4], [5, 6]]
-    assert _batches([500, 10], 4, 100) == [[0], [1]]  # a single over-long row still gets its own batch
-    assert _batches([], 4, None) == []
 
 
 def test_results_follow_input_order(tiny_llama):

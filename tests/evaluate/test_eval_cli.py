@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 
 import yaml
 
 from daar import cli
-from daar.evaluate import commands, evaluate
+from daar.cli import eval as eval_command
+from daar.evaluate import evaluate
 
 
 def _run(argv: list[str]) -> int:
     """Parse with only the eval subcommand (other commands may be mid-edit) and run it like `daar`."""
-    parser = argparse.ArgumentParser(prog="daar")
-    commands.build(parser.add_subparsers(dest="command"))
-    return commands.run(cli.config_from_args(parser.parse_args(argv)))
+    args = cli.build_parser(["eval"]).parse_args(argv)
+    return eval_command.run(cli.config_from_args(args), args)
 
 
 def test_eval_is_registered_in_the_cli():
-    assert cli.COMMANDS["eval"] == "daar.evaluate.commands"
+    assert cli.COMMANDS["eval"] == "daar.cli.eval"
 
 
 def test_daar_eval_end_to_end(tiny_llama, eval_data, tmp_path, caplog, capsys):

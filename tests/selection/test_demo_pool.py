@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 from daar.data.readers import load_records
-from daar.demo import SOURCES, _from_packages, build_demo_pool
+from daar.runs.demo import SOURCES, _from_packages, build_demo_pool
 
 
 def test_demo_pool_from_installed_packages_covers_every_source():

@@ -53,7 +53,7 @@ def test_experiment_runs_every_method_and_seed_and_writes_the_table(tmp_path, se
 def test_the_shipped_configs_are_valid_and_name_standard_workloads():
     from pathlib import Path
 
-    from daar.experiment import load_experiment
+    from daar.runs.experiment import load_experiment
 
     def parse_rows(text: str) -> tuple[int, ...]:
         return tuple(int(x) for x in text.split(":"))

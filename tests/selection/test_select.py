@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from daar.cli import main
-from daar.config import Config, parse_budget
 from daar.errors import ConfigError
-from daar.selectors.job import DaaR
+from daar.runs.select import DaaR
+from daar.settings import Config, parse_budget
 
 
 def _selected_ids(run_dir) -> list[str]:
@@ -26,7 +26,7 @@ def test_select_writes_every_output_and_counts_add_up(pool_file, select_kwargs, 
     assert sorted((out / "domains").glob("*.jsonl"))
     sel = [json.loads(line) for line in open(out / "selected.jsonl")]
     assert len(sel) == 10
-    assert all("daar_entropy" in r and r["daar_domain"] in {"common_sense", "reasoning", "mathematics", "coding"}
+    assert all("daar_score" in r and r["daar_domain"] in {"common_sense", "reasoning", "mathematics", "coding"}
                for r in sel)
     # unchanged records in pool order
     pool = [json.loads(line) for line in open(pool_file)]
@@ -47,7 +47,7 @@ def test_select_writes_every_output_and_counts_add_up(pool_file, select_kwargs, 
     manifest = json.loads((out / "manifest.json").read_text())
     assert {s["name"] for s in manifest["stages"]} >= {"synthesis", "centroids", "pseudo-labels", "psi_dom",
                                                           "psi_div", "scores"}
-    assert manifest["versions"]["torch"] and manifest["config"]["seed"] == 42
+    assert manifest["versions"]["torch"] and manifest["config"]["run"]["seed"] == 42
     html = (out / "report.html").read_text()
     assert "data:image/png;base64" in html and "validation accuracy" in html and "Synthesized domain samples" in html
 
@@ -66,16 +66,16 @@ def test_rerun_skips_every_stage_and_gives_the_same_selection(pool_file, select_
     assert not skipped["psi_dom"] and not skipped["psi_div"]
 
 
-def test_interrupted_run_resumes_to_the_same_result(pool_file, select_kwargs, tmp_path):
+def test_interrupted_run_resumes_to_the_same_result(pool_file, select_kwargs, tmp_path, isolated_cache):
     ref = tmp_path / "ref"
     DaaR(**select_kwargs).select(pool_file, ref)
     out = tmp_path / "run"
-    DaaR(**select_kwargs).select(pool_file, out)
-    # simulate a kill after psi_dom: later stages' outputs are gone, one is half-written
-    for name in ("psi_div", "scores"):
-        (out / "stages" / f"{name}.json").unlink()
-    (out / "stages" / "psi_div.npz").write_bytes(b"partial")
-    (out / "selected.jsonl").unlink()
+    # simulate a kill after psi_dom: the scores artifact is gone, psi_div's is half-written
+    store = isolated_cache / "stages"
+    (psi_div,) = (store / "psi_div").glob("*.npz")
+    psi_div.write_bytes(psi_div.read_bytes()[:100])
+    for f in (store / "scores").glob("*.npz"):
+        f.unlink()
     m = DaaR(**select_kwargs).select(pool_file, out)
     skipped = {s["name"]: s["skipped_on_rerun"] for s in m["stages"]}
     assert skipped["psi_dom"] and not skipped["psi_div"]
@@ -149,14 +149,16 @@ def test_clear_errors_for_impossible_requests(pool_file, select_kwargs, tmp_path
     assert rc == 2 and "larger than the pool" in err
 
 
-def test_each_stage_runs_alone_and_the_next_run_reuses_it(pool_file, select_kwargs, tmp_path, capsys):
+def test_each_stage_runs_alone_and_the_next_run_reuses_it(pool_file, select_kwargs, tmp_path, capsys,
+                                                          isolated_cache):
     out = tmp_path / "run"
     args = ["select", "--data", str(pool_file), "--out", str(out), "--model", select_kwargs["model"],
             "--domains", select_kwargs["domains"], "--dtype", "float32", "--max-length", "64", "--probe-size", "24",
             "--layer", "2", "--budget", "10"]
     assert main(args + ["--until", "centroids"]) == 0
     assert "stopped after stage 'centroids'" in capsys.readouterr().out
-    assert (out / "stages" / "centroids.npz").exists() and not (out / "stages" / "psi_dom.json").exists()
+    store = isolated_cache / "stages"
+    assert list((store / "centroids").glob("*.npz")) and not (store / "psi_dom").exists()
     assert main(args + ["--until", "psi_dom"]) == 0
     text = capsys.readouterr().out
     assert "centroids      cached" in text and "psi_dom        ran" in text

@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from daar.settings import SynthesisSettings
 from daar.synth.backends import GenerationBackend, HFBackend
 from daar.synth.domains import Domain, load_domains
 from daar.synth.parse import JsonCloseScanner, ParseError, json_complete, parse_samples
-from daar.synth.sampler import Synthesizer, SynthSettings
+from daar.synth.sampler import Synthesizer
 
 # Outputs recorded from small instruct models (shapes we have seen), with what the parser must find.
 RECORDED = [
@@ -94,10 +95,10 @@ def test_rejection_sampling_accepts_only_dissimilar_samples_and_logs_every_attem
     doms = [Domain("a", "first"), Domain("b", "second", examples=[{"instruction": "task 50", "input": "", "output": "x"}])]
     seeds = "[" + ",".join(_sample(i) for i in range(2)) + "]"
     outputs = [seeds, "garbage", _sample(1), _sample(7), _sample(7), _sample(8)]
-    s = SynthSettings(seeds_per_domain=2, samples_per_domain=2, counter_examples=1, max_attempts=20, batch=1, seed=1,
-                      center=False)
+    s = SynthesisSettings(seeds_per_domain=2, samples_per_domain=2, counter_examples=1, max_attempts=20, synth_batch=1,
+                      dedup_center=False)
     log_path = tmp_path / "attempts.jsonl"
-    states = Synthesizer(doms, RecordedBackend(outputs), _embed, s, log_path).run()
+    states = Synthesizer(doms, RecordedBackend(outputs), _embed, s, 1, log_path).run()
     a = states["a"]
     assert [x["instruction"] for x in a.seeds] == ["task 0", "task 1"]
     assert [x["instruction"] for x in a.augmented] == ["task 7", "task 8"]
@@ -120,20 +121,20 @@ def test_centring_removes_a_shared_direction_before_the_threshold(tmp_path):
                                                                  for i in (40, 41, 42)])]
     outputs = ["[" + _sample(0) + "," + _sample(1) + "]", _sample(1), _sample(9)]
     raw = Synthesizer(doms, RecordedBackend(outputs), shifted,
-                      SynthSettings(seeds_per_domain=2, samples_per_domain=1, max_attempts=3, batch=1, center=False),
-                      tmp_path / "raw.jsonl").run()
+                      SynthesisSettings(seeds_per_domain=2, samples_per_domain=1, max_attempts=3, synth_batch=1,
+                                        dedup_center=False), 42, tmp_path / "raw.jsonl").run()
     assert raw["a"].augmented == []
     centred = Synthesizer(doms, RecordedBackend(outputs), shifted,
-                          SynthSettings(seeds_per_domain=2, samples_per_domain=1, max_attempts=3, batch=1),
-                          tmp_path / "centred.jsonl").run()
+                          SynthesisSettings(seeds_per_domain=2, samples_per_domain=1, max_attempts=3, synth_batch=1),
+                          42, tmp_path / "centred.jsonl").run()
     assert [x["instruction"] for x in centred["a"].augmented] == ["task 9"]
 
 
 def test_a_round_never_accepts_more_than_the_target(tmp_path):
     doms = [Domain("a", "first")]
     outputs = ["[" + _sample(0) + "]", _sample(5), _sample(6), _sample(7), _sample(8)]
-    s = SynthSettings(seeds_per_domain=1, samples_per_domain=2, max_attempts=10, batch=4, center=False)
-    states = Synthesizer(doms, RecordedBackend(outputs), _embed, s, tmp_path / "log.jsonl").run()
+    s = SynthesisSettings(seeds_per_domain=1, samples_per_domain=2, max_attempts=10, synth_batch=4, dedup_center=False)
+    states = Synthesizer(doms, RecordedBackend(outputs), _embed, s, 42, tmp_path / "log.jsonl").run()
     assert [x["instruction"] for x in states["a"].augmented] == ["task 5", "task 6"]
     entries = [json.loads(line) for line in open(tmp_path / "log.jsonl") if "round_done" not in line]
     assert [e["error"] for e in entries[-2:]] == ["not needed: the domain reached its target in this round"] * 2
@@ -141,22 +142,22 @@ def test_a_round_never_accepts_more_than_the_target(tmp_path):
 
 def test_attempt_cap_stops_a_domain_and_is_reported(tmp_path):
     doms = [Domain("a", "first"), Domain("b", "second")]
-    s = SynthSettings(seeds_per_domain=1, samples_per_domain=3, max_attempts=4, batch=2)
-    states = Synthesizer(doms, RecordedBackend([]), _embed, s, tmp_path / "log.jsonl").run()
+    s = SynthesisSettings(seeds_per_domain=1, samples_per_domain=3, max_attempts=4, synth_batch=2)
+    states = Synthesizer(doms, RecordedBackend([]), _embed, s, 42, tmp_path / "log.jsonl").run()
     assert all(st.capped and st.attempts == 4 and not st.samples for st in states.values())
 
 
 def test_interrupted_synthesis_resumes_to_the_same_samples(tmp_path):
     doms = [Domain("a", "first")]
     outputs = ["[" + _sample(0) + "]", _sample(3), _sample(3), _sample(4), _sample(5)]
-    s = SynthSettings(seeds_per_domain=1, samples_per_domain=3, counter_examples=1, max_attempts=10, batch=1)
-    full = Synthesizer(doms, RecordedBackend(outputs), _embed, s, tmp_path / "full.jsonl").run()
+    s = SynthesisSettings(seeds_per_domain=1, samples_per_domain=3, counter_examples=1, max_attempts=10, synth_batch=1)
+    full = Synthesizer(doms, RecordedBackend(outputs), _embed, s, 42, tmp_path / "full.jsonl").run()
     # keep two complete rounds plus a torn line, as a kill mid-write would leave it
     lines = open(tmp_path / "full.jsonl").read().splitlines(keepends=True)
     done = [i for i, line in enumerate(lines) if "round_done" in line]
     (tmp_path / "cut.jsonl").write_text("".join(lines[: done[1] + 1]) + lines[done[1] + 1][:20])
     backend = RecordedBackend(outputs[2:])
-    resumed = Synthesizer(doms, backend, _embed, s, tmp_path / "cut.jsonl").run()
+    resumed = Synthesizer(doms, backend, _embed, s, 42, tmp_path / "cut.jsonl").run()
     assert backend.calls == 3
     assert resumed["a"].samples == full["a"].samples and resumed["a"].attempts == full["a"].attempts
 
@@ -166,8 +167,8 @@ def test_generation_path_with_a_tiny_model_logs_and_never_crashes(tiny_llama, tm
     outs = backend.generate([[{"role": "user", "content": "Write JSON"}]] * 2, n=2, max_new_tokens=8, seed=0)
     assert len(outs) == 2 and all(len(o) == 2 and all(isinstance(t, str) for t in o) for o in outs)
     doms = load_domains(None)[:2]
-    s = SynthSettings(seeds_per_domain=1, samples_per_domain=1, max_new_tokens=8, max_attempts=2, batch=4)
-    states = Synthesizer(doms, backend, _embed, s, tmp_path / "log.jsonl").run()
+    s = SynthesisSettings(seeds_per_domain=1, samples_per_domain=1, max_new_tokens=8, max_attempts=2, synth_batch=4)
+    states = Synthesizer(doms, backend, _embed, s, 42, tmp_path / "log.jsonl").run()
     entries = [json.loads(line) for line in open(tmp_path / "log.jsonl") if "round_done" not in line]
     assert len(entries) == sum(st.attempts for st in states.values()) == 4
     assert all(e["error"] for e in entries if not e["accepted"])  # random text fails parsing, logged

@@ -1,4 +1,4 @@
-"""Helpers for selector tests: a context with hand-made features, a fake DaaR domain model and a
+"""Helpers for selector tests: shared resources with hand-made features, a fixed DaaR model and a
 fake LLM judge (a real GenerationBackend subclass returning canned answers and counting calls).
 
 Imported by the tests as `selector_helpers` (this folder is on sys.path under pytest's default
@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from daar.method import DomainModel
-from daar.selectors.context import SelectionContext
+from daar.method import DaaRModel, DomainScores
+from daar.selectors.context import Resources
 from daar.synth.backends import GenerationBackend
 
 
@@ -31,23 +31,32 @@ class FakeJudge(GenerationBackend):
 
 
 def fixed_domain_model(domain_names: list[str], centroids: np.ndarray, pool_probs: np.ndarray,
-                       pool_entropy: np.ndarray) -> DomainModel:
-    """A real DomainModel with given scores (what the DaaR stages would have produced), no stages run."""
-    return DomainModel(domain_names=domain_names, centroids=centroids, samples={n: [] for n in domain_names},
-                       synthesis=[], probe_ids=[], probe_labels=np.zeros(0, dtype=np.int64), probe_metrics={},
-                       div_metrics={}, pool_probs=pool_probs, pool_entropy=pool_entropy)
+                       pool_entropy: np.ndarray) -> tuple[DaaRModel, DomainScores]:
+    """A fitted DaaR model and its pool scores as given (what the stages would have produced), no stage run.
+
+    The heads and extractor are absent: selectors only read the pool scores and the centroids."""
+    model = DaaRModel(domain_names=domain_names, centroids=centroids, dom=None, div=None, features=None,
+                      fingerprint="fixed", samples={n: [] for n in domain_names})
+    return model, DomainScores(list(domain_names), np.asarray(pool_probs), np.asarray(pool_entropy, np.float64))
 
 
-class FixedContext(SelectionContext):
-    """A SelectionContext whose features come from `fixed` (layer -> array) where given."""
+class FixedResources(Resources):
+    """Resources whose features come from `fixed` (layer -> array) and whose DaaR is `fixed_daar`, where given."""
 
-    fixed: dict[str, np.ndarray]
+    def __init__(self, cfg, fixed: dict[str, np.ndarray], fixed_daar=None, generator=None):
+        super().__init__(cfg, generator=generator)
+        self.fixed = fixed
+        self.fixed_daar = fixed_daar
 
-    def features(self, layer=None):
-        key = str(layer if layer is not None else self.cfg.layer)
-        if key in self.fixed:
-            return self.fixed[key]
-        return super().features(layer)
+    def features(self, pool, layer):
+        return self.fixed[str(layer)] if str(layer) in self.fixed else super().features(pool, layer)
+
+    def daar(self, pool):
+        return self.fixed_daar if self.fixed_daar is not None else super().daar(pool)
+
+    @property
+    def daar_fitted(self) -> bool:
+        return self.fixed_daar is not None or super().daar_fitted
 
 
 def make_rows(n: int, seed: int = 0) -> list[dict]:
@@ -63,7 +72,7 @@ def make_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def fake_domain_model(n: int, k: int = 3, d: int = 8, seed: int = 0) -> DomainModel:
+def fake_domain_model(n: int, k: int = 3, d: int = 8, seed: int = 0) -> tuple[DaaRModel, DomainScores]:
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.ones(k), size=n)
     ent = -(probs * np.log(probs)).sum(axis=1)

@@ -11,8 +11,8 @@ from selector_helpers import FakeJudge, fake_domain_model, make_rows
 
 from daar.cli import main
 from daar.errors import ConfigError
+from daar.runs.compare import compare, parse_methods
 from daar.selectors.base import available, get_selector
-from daar.selectors.compare import compare, parse_methods
 
 N = 12
 
@@ -74,11 +74,11 @@ def test_compare_writes_outputs_and_comparison(make_ctx, tiny_llama, tmp_path):
     assert np.allclose(np.diag(ov), 1.0) and np.allclose(ov, ov.T)
     balanced = json.loads((out / "random-balanced" / "manifest.json").read_text())["metadata"]
     assert balanced["groups"] == "pseudo-domains"  # --label-field is a diagnostic only
-    assert ctx.cfg.label_field == "source"
-    dm = ctx.domain_model
+    assert ctx.cfg.selection.label_field == "source"
+    scores = ctx.daar_scores
     for r in summary["runs"]:
         sel = _selected(out, r["method"])
-        assert r["mean_entropy"] == pytest.approx(float(dm.pool_entropy[sel].mean()))
+        assert r["mean_entropy"] == pytest.approx(float(scores.entropy[sel].mean()))
 
 
 def _selected(out, method):

@@ -10,6 +10,7 @@ from daar.errors import ConfigError
 from daar.selectors.base import get_selector
 from daar.selectors.baselines.contrastive import parse_band
 from daar.selectors.baselines.geometry import facility_location_greedy
+from daar.settings import Config
 
 RAW = {"center_features": False}  # the goldens below are built on raw cosine geometry
 
@@ -73,10 +74,9 @@ def test_facility_location_lazy_greedy_equals_plain_greedy():
     assert all(a >= b - 1e-5 for a, b in zip(gains, gains[1:], strict=False))  # diminishing returns
 
 
-def test_facility_location_rejects_bad_knn(make_ctx):
-    ctx = make_ctx(make_rows(9), features=three_clusters(), knn=0)
+def test_facility_location_rejects_bad_knn():
     with pytest.raises(ConfigError, match="--knn"):
-        get_selector("facility-location").select(ctx, 3)
+        Config(knn=0).validate()
 
 
 # -- inter-/intra-diversity bins on a label field --------------------------------------------------

@@ -78,10 +78,13 @@ def test_llama_factory_keeps_other_dataset_info_entries(tmp_path):
 def test_export_cli(tmp_path, capsys):
     src = write_jsonl(tmp_path / "selected.jsonl", ALPACA_ROWS)
     out = tmp_path / "swift.jsonl"
-    assert main(["export", "--data", str(src), "--format", "ms-swift", "--out", str(out)]) == 0
+    assert main(["export", "--data", str(src), "--export-format", "ms-swift", "--out", str(out)]) == 0
     assert "wrote 6 records" in capsys.readouterr().out
     assert len(load_records(out).records) == 6
-    assert main(["export", "--data", str(src), "--out", str(out)]) == 2  # --format missing
-    assert "--format is required" in capsys.readouterr().err
+    assert main(["export", "--data", str(src), "--out", str(out)]) == 2  # --export-format missing
+    assert "--export-format is required" in capsys.readouterr().err
+    # --format is the input file format, as in every command
+    assert main(["export", "--data", str(src), "--format", "jsonl", "--export-format", "sharegpt",
+                 "--out", str(tmp_path / "gpt.jsonl")]) == 0
     with pytest.raises(ConfigError):
         export_records(load_records(src).records, "alpaca", tmp_path)

@@ -17,7 +17,7 @@ from daar.train.tokens import PadCollator, resolve_chat_template, tokenize_recor
 from data_helpers import ALPACA_ROWS, write_jsonl
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*gradient_checkpointing. is deprecated:FutureWarning")
-FAST = dict(lr=1e-2, batch_size=2, gradient_accumulation=1, warmup_ratio=0.0)
+FAST = dict(lr=1e-2, train_batch_size=2, gradient_accumulation=1, warmup_ratio=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_manifest_records_settings_counts_and_timing(trained, tiny_llama):
     assert m["model"]["identity"].startswith(Path(tiny_llama).name)
     assert m["format"]["uses_chat_template"] is True
     assert m["timing"]["steps_this_run"] == 9 and m["timing"]["wall_seconds"] > 0
-    assert m["config"]["lr"] == 1e-2
+    assert m["config"]["train"]["lr"] == 1e-2 and m["config"]["run"]["out"] == str(trained.out)
 
 
 def test_resume_continues_from_the_last_checkpoint(tiny_llama, pool, tmp_path, capsys):
@@ -112,7 +112,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_llama, pool, tmp_path, c
     assert json.loads(second.manifest.read_text())["timing"]["steps_this_run"] == 2
 
     args = ["train", "--data", str(pool), "--model", tiny_llama, "--out", str(out), "--save-steps", "2",
-            "--chat-template", "none", "--lr", "1e-2", "--batch-size", "2", "--gradient-accumulation", "1",
+            "--chat-template", "none", "--lr", "1e-2", "--train-batch-size", "2", "--gradient-accumulation", "1",
             "--warmup-ratio", "0", "--max-steps", "7"]
     assert main(args) == 2  # checkpoints exist: refuse to start over without --resume
     assert "--resume" in capsys.readouterr().err
@@ -145,7 +145,9 @@ def test_settings_are_validated(tiny_llama, pool, tmp_path):
     with pytest.raises(ConfigError, match="--lr"):
         train_lora(data=str(pool), model=tiny_llama, out=str(tmp_path), lr=0)
     with pytest.raises(ConfigError, match="no trainable response tokens|response"):
-        train_lora(data=str(pool), model=tiny_llama, out=str(tmp_path / "x"), max_length=3)
+        train_lora(data=str(pool), model=tiny_llama, out=str(tmp_path / "x"), train_max_length=3)
+    with pytest.raises(ConfigError, match="train_batch_size"):  # batch_size is the feature-extraction batch
+        train_lora(data=str(pool), model=tiny_llama, out=str(tmp_path / "y"), batch_size=2)
 
 
 @pytest.mark.slow
@@ -162,8 +164,8 @@ def test_bundled_model_trains_a_few_steps(shared_data, tmp_path):
         with open(shared_data / "pool" / f"{name}.jsonl", encoding="utf-8") as fh:
             rows += [json.loads(next(fh)) for _ in range(2)]
     pool = write_jsonl(tmp_path / "pool.jsonl", rows)
-    res = train_lora(data=str(pool), model="default", out=str(tmp_path / "lora"), max_steps=2, batch_size=2,
-                     gradient_accumulation=1, max_length=128)
+    res = train_lora(data=str(pool), model="default", out=str(tmp_path / "lora"), max_steps=2, train_batch_size=2,
+                     gradient_accumulation=1, train_max_length=128)
     assert res.steps == 2 and res.records_used == 8 and math.isfinite(res.final_loss)
     tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(resolve_model("default"),
                                                                            dtype=torch.float32), str(res.out))

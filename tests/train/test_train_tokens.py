@@ -85,7 +85,7 @@ def test_truncation_and_skips_are_counted(tok, records, tmp_path):
     assert stats.records == len(records) + 1
     assert stats.used + sum(stats.skipped.values()) == stats.records
     assert stats.skipped["no response text"] == 1
-    assert stats.skipped["response truncated away by --max-length"] >= 1  # record 3 is all prompt at this length
+    assert stats.skipped["response truncated away by --train-max-length"] >= 1  # record 3 is all prompt at this length
     assert len(examples) == stats.used and all(len(e.input_ids) <= n_prompt for e in examples)
 
 

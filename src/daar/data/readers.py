@@ -24,6 +24,7 @@ from daar.data.records import (
     normalise,
 )
 from daar.errors import InputError
+from daar.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +48,17 @@ class LoadResult:
         return len(self.records) + len(self.rejected)
 
     def write_rejects(self, path: str | Path) -> Path:
-        """Write one JSON line per rejected row: its position, the reason and the row itself."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
+        """Write one JSON line per rejected row: its position, the reason and the row itself.
+
+        Atomic, so a killed run never leaves a rejects file that silently lists only some rows.
+        """
+        def write(fh) -> None:
             for r in self.rejected:
                 fh.write(json.dumps({"file": self.path, self.unit: r.line, "index": r.index,
                                      "reason": r.reason, "record": r.raw}, ensure_ascii=False,
                                     default=str) + "\n")
-        return path
+
+        return atomic_write(path, write, binary=False)
 
 
 def detect_format(path: Path) -> str:

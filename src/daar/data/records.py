@@ -7,10 +7,10 @@ unchanged, plus a normalised view: instruction / input / output for the renderer
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from daar.io import json_hash
 
 SCHEMAS = ("alpaca", "sharegpt", "messages", "text")
 
@@ -127,6 +127,8 @@ def normalise(row: Any, schema: str) -> tuple[str, str, str, tuple[dict[str, str
 
 
 def content_id(row: Any) -> str:
-    """A stable id from a row's content: the same row gets the same id on every machine."""
-    blob = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
-    return hashlib.sha1(blob).hexdigest()[:16]
+    """A stable id from a row's content: the same row gets the same id on every machine.
+
+    Caches and earlier selections refer to records by this id, so its bytes never change.
+    """
+    return json_hash(row, ensure_ascii=False)

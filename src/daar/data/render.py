@@ -7,11 +7,11 @@ empty `input` does not leave a blank "Input:" line or a stray double newline.
 
 from __future__ import annotations
 
-import hashlib
 import string
 from dataclasses import dataclass
 
 from daar.data.records import Record
+from daar.io import text_hash
 
 DEFAULT_TEMPLATE = "{instruction}\n{input}\n{output}"
 # The two formats of the authors' scripts, kept for replication (`--preset reference`).
@@ -78,4 +78,5 @@ class Renderer:
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha1(f"{self.template}|{self.drop_empty_lines}".encode()).hexdigest()[:12]
+        """Part of every FeatureSpec, so it keeps its old form (12 hex of the sha1 of template|flag)."""
+        return text_hash(f"{self.template}|{self.drop_empty_lines}")[:12]

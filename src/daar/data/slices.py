@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from daar.errors import ConfigError
+from daar.io import atomic_write
 
 WORKLOAD_DOMAINS = ("common_sense", "reasoning", "mathematics", "coding")
 
@@ -32,11 +33,10 @@ def write_slices(parts: list[dict[str, Any]], path: str | Path) -> int:
     Lines are copied unchanged when there is no label. Returns the number of rows written; the file
     appears atomically.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as out:
+
+    def write(out) -> None:
+        nonlocal n
         for part in parts:
             src = Path(part["path"])
             if not src.exists():
@@ -48,5 +48,6 @@ def write_slices(parts: list[dict[str, Any]], path: str | Path) -> int:
                         line = json.dumps({**json.loads(line), "source": part["label"]}, ensure_ascii=False) + "\n"
                     out.write(line if line.endswith("\n") else line + "\n")
                     n += 1
-    tmp.replace(path)
+
+    atomic_write(path, write, binary=False)
     return n

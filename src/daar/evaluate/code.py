@@ -21,14 +21,10 @@ import re
 from typing import Any
 
 from daar.evaluate.sandbox import DEFAULT_TIMEOUT, run_program
+from daar.evaluate.scoring import _record
 
 MBPP_TEST_IDS = (11, 510)  # inclusive: the standard 500-problem test split
 _FENCE = re.compile(r"```(?:[A-Za-z0-9_+-]*)\n?(.*?)(?:```|$)", re.DOTALL)
-
-
-def _record(details: dict | None, doc: dict, **info: Any) -> None:
-    if details is not None:
-        details[doc.get("daar_row", len(details))] = info
 
 
 def _fenced(text: str) -> str | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from daar.errors import ConfigError
+from daar.io import atomic_write
 
 log = logging.getLogger(__name__)
 TASK_DIR = Path(__file__).with_name("tasks")
@@ -147,12 +148,13 @@ def run_benchmark(bench: Benchmark, lm: Any, data_dir: Path, raw_dir: Path, *, l
 
 def _write_raw(raw_dir: Path, out: dict[str, Any], samples: list[dict], details: dict, name: str) -> None:
     """lm-eval's full results plus one JSON line per sample (prompt, generation, our extraction)."""
-    raw_dir.mkdir(parents=True, exist_ok=True)
     lm_results = {k: v for k, v in out.items() if k != "samples"}
-    (raw_dir / "lm_eval_results.json").write_text(json.dumps(lm_results, indent=2, default=str))
-    with open(raw_dir / "samples.jsonl", "w", encoding="utf-8") as fh:
+    atomic_write(raw_dir / "lm_eval_results.json", json.dumps(lm_results, indent=2, default=str))
+
+    def write_samples(fh) -> None:
         for s in samples:
             row = s.get("doc", {}).get("daar_row")
-            s = {**s, "daar": details.get(row)}
-            fh.write(json.dumps(s, ensure_ascii=False, default=str) + "\n")
+            fh.write(json.dumps({**s, "daar": details.get(row)}, ensure_ascii=False, default=str) + "\n")
+
+    atomic_write(raw_dir / "samples.jsonl", write_samples, binary=False)
     log.debug("%s: wrote %d samples to %s", name, len(samples), raw_dir)

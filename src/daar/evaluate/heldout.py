@@ -19,8 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from daar.batching import length_batches
 from daar.data import Record, Renderer, load_records
 from daar.errors import ConfigError
+from daar.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +107,8 @@ def heldout_loss(model: Any, tokenizer: Any, pool_dir: Path, *, renderer: Render
         encoded.sort(key=lambda e: len(e[1]))  # length-bucketed batches waste less padding
         total, tokens = 0.0, 0
         bar = tqdm(total=len(encoded), desc=f"heldout-loss {path.stem}", unit="sample", leave=False)
-        for i in range(0, len(encoded), batch_size):
-            chunk = encoded[i:i + batch_size]
+        for batch in length_batches([len(e[1]) for e in encoded], batch_size):
+            chunk = [encoded[j] for j in batch]
             for (rec, _, _), (s, c) in zip(chunk, response_losses(model, [(x, y) for _, x, y in chunk], pad_id),
                                            strict=True):
                 total, tokens = total + s, tokens + c
@@ -121,8 +123,5 @@ def heldout_loss(model: Any, tokenizer: Any, pool_dir: Path, *, renderer: Render
         log.info("heldout-loss %s: %.4f nats/token over %d samples", path.stem, loss, len(encoded))
     mean = sum(d["loss"] for d in domains.values()) / len(domains)
     if raw_dir is not None:
-        raw_dir.mkdir(parents=True, exist_ok=True)
-        with open(raw_dir / "samples.jsonl", "w", encoding="utf-8") as fh:
-            for row in per_sample:
-                fh.write(json.dumps(row) + "\n")
+        atomic_write(raw_dir / "samples.jsonl", "".join(json.dumps(row) + "\n" for row in per_sample))
     return {"mean": mean, "domains": domains, "rows": [start, stop], "template": renderer.template}

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from daar.io import atomic_write
+
 HELDOUT = "heldout-loss"
 
 
@@ -53,10 +55,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def write(out: Path, results: dict[str, Any]) -> None:
     """Write results.json and results.md atomically (a crash never leaves half a file)."""
-    out.mkdir(parents=True, exist_ok=True)
     results["average"] = average(results["tasks"])
     for name, text in (("results.json", json.dumps(results, indent=2, default=str) + "\n"),
                        ("results.md", markdown(results))):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out / name)
+        atomic_write(out / name, text)

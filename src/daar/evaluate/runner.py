@@ -8,7 +8,6 @@ resumes with the next task, and asking for one more task only runs that task.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,16 +16,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daar.config import Config
 from daar.errors import ConfigError
 from daar.evaluate import report
 from daar.evaluate.harness import BENCHMARKS, TASK_DIR, run_benchmark
 from daar.evaluate.heldout import HELDOUT_ROWS, heldout_loss
 from daar.evaluate.sandbox import DEFAULT_TIMEOUT
+from daar.io import atomic_write, chunks_hash, file_hash, json_hash
+from daar.settings import Config
 
 log = logging.getLogger(__name__)
 
 HELDOUT = report.HELDOUT
+HELDOUT_MAX_LENGTH = 2048  # heldout-loss truncation when --max-length is not set
 TASKS = (*BENCHMARKS, HELDOUT)
 ALIASES = {"paper": tuple(BENCHMARKS), "all": TASKS}
 DATA_HINT = "pass --data-dir with the benchmark files (gsm8k_test.jsonl, humaneval.jsonl, ...)"
@@ -90,12 +91,15 @@ def parse_rows(spec: Any) -> tuple[int, int]:
 
 
 # -- fingerprints ----------------------------------------------------------------------------------
+# Built on daar.io's json_hash / chunks_hash, which keep the bytes these keys always had, so the
+# summaries of earlier runs still match and are reused.
 def _hash_dir(path: Path, contents: bool) -> str:
-    h = hashlib.sha1()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(path)).encode())
-        h.update(f.read_bytes() if contents else str(f.stat().st_size).encode())
-    return h.hexdigest()[:16]
+    def chunks():
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            yield str(f.relative_to(path))
+            yield f.read_bytes() if contents else str(f.stat().st_size)
+
+    return chunks_hash(chunks())
 
 
 def _file_id(path: Path) -> str:
@@ -106,15 +110,12 @@ def _file_id(path: Path) -> str:
 def _code_hash() -> str:
     """daar.evaluate's own sources: a changed prompt, scorer or sandbox invalidates earlier results."""
     here = Path(__file__).parent
-    h = hashlib.sha1()
-    for f in sorted([*here.glob("*.py"), *TASK_DIR.glob("*.yaml")]):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    files = sorted([*here.glob("*.py"), *TASK_DIR.glob("*.yaml")])
+    return chunks_hash(piece for f in files for piece in (f.name, f.read_bytes()))
 
 
 def _fingerprint(parts: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_hash(parts)
 
 
 class _Model:
@@ -132,18 +133,19 @@ class _Model:
 
             cfg = self.cfg
             t0 = time.perf_counter()
-            lm = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device, causal_lm=True)
-            if cfg.adapter:
+            lm = load_model(cfg.lm.model, dtype=cfg.lm.dtype, device=cfg.lm.device, causal_lm=True)
+            if cfg.eval.adapter:
                 from peft import PeftModel
 
-                adapter = Path(cfg.adapter)
+                adapter = Path(cfg.eval.adapter)
                 if not (adapter / "adapter_config.json").is_file():
                     raise ConfigError(f"--adapter {adapter}: no adapter_config.json there; give the folder "
                                       "`daar train` wrote the adapter to")
                 lm.model = PeftModel.from_pretrained(lm.model, str(adapter)).merge_and_unload().eval()
                 if (adapter / "tokenizer_config.json").is_file():
                     lm.tokenizer = load_tokenizer(str(adapter))
-            log.info("loaded %s%s (%s, %s) in %.1f s", cfg.model, f" + {cfg.adapter}" if cfg.adapter else "",
+            log.info("loaded %s%s (%s, %s) in %.1f s", cfg.lm.model,
+                     f" + {cfg.eval.adapter}" if cfg.eval.adapter else "",
                      lm.dtype, lm.device, time.perf_counter() - t0)
             self._loaded = lm
         return self._loaded
@@ -156,40 +158,40 @@ class _Model:
             for name in ("lm_eval", "lm-eval"):
                 logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
             self._hflm = HFLM(pretrained=self.loaded.model, tokenizer=self.loaded.tokenizer,
-                              batch_size=int(self.cfg.eval_batch_size), max_length=self.cfg.max_length)
+                              batch_size=int(self.cfg.eval.eval_batch_size),
+                              max_length=self.cfg.features.max_length)
         return self._hflm
 
 
 def evaluate(cfg: Config | dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
-    """Run `cfg.tasks` on `cfg.model` (+ `cfg.adapter`); write results under `cfg.out`; return the results dict."""
+    """Run `cfg.eval.tasks` on `cfg.lm.model` (+ `cfg.eval.adapter`) into `cfg.run.out`; returns the results.
+
+    `cfg` is a Config or a mapping of settings; `kwargs` are settings too (`evaluate(model=..., tasks=...)`).
+    """
     if not isinstance(cfg, Config):
-        cfg = Config.from_mapping({**(cfg or {}), **kwargs}, source="evaluate()").apply_preset().validate()
+        cfg = Config.from_mapping({**(cfg or {}), **kwargs}, source="evaluate()").apply_preset()
     elif kwargs:
-        cfg = Config.from_mapping(kwargs, cfg, source="evaluate()")
-    names = parse_tasks(cfg.tasks)
-    if not cfg.out:
-        raise ConfigError("--out is required: the folder for results.json, results.md and raw/")
-    if cfg.limit is not None and int(cfg.limit) < 1:
-        raise ConfigError("--limit must be >= 1")
-    if int(cfg.eval_batch_size) < 1:
-        raise ConfigError("--eval-batch-size must be >= 1")
-    out = Path(cfg.out)
-    data_dir = resolve_data_dir(cfg.data_dir)
+        cfg = cfg.replace(**kwargs)
+    cfg.require(out="the folder for results.json, results.md and raw/").validate()
+    names = parse_tasks(cfg.eval.tasks)
+    out = Path(cfg.run.out)
+    data_dir = resolve_data_dir(cfg.eval.data_dir)
     if "torch" not in sys.modules:
         # Idle OpenMP threads spin by default; on a busy CPU that made greedy decoding ~20x slower here
         # (measured: 20 tokens x 2 sequences, 96 s spinning vs 4 s passive). Must be set before torch loads.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    extra = dict(cfg.extra or {})
+    extra = dict(cfg.baselines.extra)
     from daar import __version__
     from daar.models.loading import model_identity
 
-    adapter_id = _hash_dir(Path(cfg.adapter), contents=True) if cfg.adapter and Path(cfg.adapter).is_dir() else None
-    base = {"model": model_identity(cfg.model), "adapter": adapter_id, "dtype": cfg.dtype, "seed": cfg.seed,
-            "limit": cfg.limit, "max_length": cfg.max_length, "daar": __version__, "code": _code_hash(),
-            "template": cfg.template, "eval_batch_size": cfg.eval_batch_size, "extra": extra}
+    e = cfg.eval
+    adapter_id = _hash_dir(Path(e.adapter), contents=True) if e.adapter and Path(e.adapter).is_dir() else None
+    base = {"model": model_identity(cfg.lm.model), "adapter": adapter_id, "dtype": cfg.lm.dtype, "seed": cfg.run.seed,
+            "limit": e.limit, "max_length": cfg.features.max_length, "daar": __version__, "code": _code_hash(),
+            "template": cfg.input.template, "eval_batch_size": e.eval_batch_size, "extra": extra}
     model = _Model(cfg)
-    results: dict[str, Any] = {"model": cfg.model, "adapter": cfg.adapter, "data_dir": str(data_dir),
-                               "seed": cfg.seed, "limit": cfg.limit, "dtype": cfg.dtype, "tasks": {}}
+    results: dict[str, Any] = {"model": cfg.lm.model, "adapter": cfg.eval.adapter, "data_dir": str(data_dir),
+                               "seed": cfg.run.seed, "limit": cfg.eval.limit, "dtype": cfg.lm.dtype, "tasks": {}}
     t_start = time.perf_counter()
     for i, name in enumerate(names, start=1):
         raw = out / "raw" / name
@@ -202,8 +204,7 @@ def evaluate(cfg: Config | dict[str, Any] | None = None, **kwargs: Any) -> dict[
             log.info("[%d/%d] %s: running", i, len(names), name)
             summary = _run_task(name, model, cfg, data_dir, raw, extra)
             summary["fingerprint"] = fp
-            raw.mkdir(parents=True, exist_ok=True)
-            (raw / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            atomic_write(raw / "summary.json", json.dumps(summary, indent=2, default=str))
             results["tasks"][name] = summary
         s = results["tasks"][name]
         log.info("[%d/%d] %s: %s %s over %d items in %.1f s", i, len(names), name, s["metric"],
@@ -229,7 +230,7 @@ def _task_parts(name: str, data_dir: Path, extra: dict[str, Any]) -> dict[str, A
     subsets = data_dir / "paper_subsets.json"
     return {"task": name, "file": _file_id(path) if path.exists() else str(path),
             "subsets": _file_id(subsets) if subsets.exists() else None,
-            "yaml": hashlib.sha1((TASK_DIR / f"{name}.yaml").read_bytes()).hexdigest()[:16]}
+            "yaml": file_hash(TASK_DIR / f"{name}.yaml")}
 
 
 def _cached(path: Path, fingerprint: str) -> dict[str, Any] | None:
@@ -248,16 +249,17 @@ def _run_task(name: str, model: _Model, cfg: Config, data_dir: Path, raw: Path, 
         t0 = time.perf_counter()
         lm = model.loaded
         res = heldout_loss(lm.model, lm.tokenizer, resolve_pool_dir(data_dir, extra),
-                           renderer=Renderer.named(cfg.template), rows=rows, limit=cfg.limit,
-                           batch_size=int(cfg.eval_batch_size), max_length=int(cfg.max_length or 2048), raw_dir=raw)
+                           renderer=Renderer.named(cfg.input.template), rows=rows, limit=cfg.eval.limit,
+                           batch_size=int(cfg.eval.eval_batch_size),
+                           max_length=int(cfg.features.max_length or HELDOUT_MAX_LENGTH), raw_dir=raw)
         n = sum(d["samples"] for d in res["domains"].values())
         return {"metric": "loss", "value": res["mean"], "unit": "nats/token", "higher_is_better": False, "n": n,
                 "of": n, "domains": res["domains"],
-                "settings": {"rows": res["rows"], "template": res["template"], "limit": cfg.limit,
+                "settings": {"rows": res["rows"], "template": res["template"], "limit": cfg.eval.limit,
                              "setting": "mean response-token loss per pool domain (unweighted mean)"},
                 "seconds": round(time.perf_counter() - t0, 2)}
     tok = model.loaded.tokenizer
     options = {"timeout": float(extra.get("code_timeout", DEFAULT_TIMEOUT)),
                "count_tokens": lambda text: len(tok(text, add_special_tokens=False)["input_ids"])}
-    return run_benchmark(BENCHMARKS[name], model.hflm, data_dir, raw, limit=cfg.limit, seed=int(cfg.seed),
+    return run_benchmark(BENCHMARKS[name], model.hflm, data_dir, raw, limit=cfg.eval.limit, seed=int(cfg.run.seed),
                          options=options, max_gen_toks=extra.get("max_gen_toks"))

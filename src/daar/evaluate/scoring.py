@@ -40,8 +40,16 @@ def add_row_index(dataset: Any) -> Any:
 
 
 def _record(details: dict | None, doc: dict, **info: Any) -> None:
+    """Keep what the scorer saw for one doc, by its file row, for the per-sample raw output."""
     if details is not None:
         details[doc.get("daar_row", len(details))] = info
+
+
+def _exact_match(details: dict | None, doc: dict, correct: bool, **info: Any) -> dict[str, float]:
+    """Record one doc's extraction and verdict and return lm-eval's metric: every exact-match task
+    (NQ, TriviaQA, GSM8K, MATH) records and scores alike, so a change to either reaches all of them."""
+    _record(details, doc, **info, correct=correct)
+    return {"exact_match": float(correct)}
 
 
 # -- NQ / TriviaQA -------------------------------------------------------------------------------
@@ -79,9 +87,7 @@ def score_triviaqa(doc: dict, results: list[str], details: dict | None = None) -
 
 
 def _score_qa(doc: dict, results: list[str], answers: list[str], details: dict | None) -> dict[str, float]:
-    ok = qa_exact_match(results[0], answers)
-    _record(details, doc, extracted=qa_prediction(results[0]), correct=ok)
-    return {"exact_match": float(ok)}
+    return _exact_match(details, doc, qa_exact_match(results[0], answers), extracted=qa_prediction(results[0]))
 
 
 # -- GSM8K ---------------------------------------------------------------------------------------
@@ -120,9 +126,7 @@ def numbers_equal(a: str | None, b: str | None, tol: float = 1e-6) -> bool:
 
 def score_gsm8k(doc: dict, results: list[str], details: dict | None = None) -> dict[str, float]:
     pred, gold = extract_gsm8k_answer(results[0]), gsm8k_gold(doc["answer"])
-    ok = numbers_equal(pred, gold)
-    _record(details, doc, extracted=pred, gold=gold, correct=ok)
-    return {"exact_match": float(ok)}
+    return _exact_match(details, doc, numbers_equal(pred, gold), extracted=pred, gold=gold)
 
 
 def gsm8k_target(doc: dict) -> str:
@@ -145,9 +149,7 @@ def math_target(doc: dict) -> str:
 
 def score_math(doc: dict, results: list[str], details: dict | None = None) -> dict[str, float]:
     pred, gold = extract_math_answer(results[0]), math_gold(doc["solution"])
-    ok = math_equal(pred, gold)
-    _record(details, doc, extracted=pred, gold=gold, correct=ok)
-    return {"exact_match": float(ok)}
+    return _exact_match(details, doc, math_equal(pred, gold), extracted=pred, gold=gold)
 
 
 # -- HellaSwag -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from daar.batching import length_batches, longest_first
 from daar.data.records import Record
 from daar.data.render import Renderer
 from daar.features.pooling import POOLINGS, pool
@@ -58,21 +59,6 @@ class ExtractStats:
     seconds: float = 0.0
 
 
-def _batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
-    """Positions grouped into batches of similar length (input must already be sorted by length)."""
-    out, cur, cur_max = [], [], 0
-    for i, n in enumerate(lengths):
-        new_max = max(cur_max, n)
-        if cur and (len(cur) >= batch_size or (max_tokens and new_max * (len(cur) + 1) > max_tokens)):
-            out.append(cur)
-            cur, new_max = [], n
-        cur.append(i)
-        cur_max = new_max
-    if cur:
-        out.append(cur)
-    return out
-
-
 def embed_token_ids(loaded: LoadedModel, ids: list[list[int]], layer: str, pooling: str, max_length: int,
                     batch_size: int, max_tokens: int | None = None, progress=None) -> np.ndarray:
     """Pooled features for already-tokenised sequences, in input order."""
@@ -81,11 +67,11 @@ def embed_token_ids(loaded: LoadedModel, ids: list[list[int]], layer: str, pooli
     model, device = loaded.model, loaded.device
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     padded_reference = pooling == "mean-padded"
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    order = longest_first([len(x) for x in ids])
     lengths = [max_length if padded_reference else max(1, len(ids[i])) for i in order]
     out = np.empty((len(ids), 0), dtype=np.float32)
     with torch.inference_mode():
-        for batch in _batches(lengths, batch_size, max_tokens):
+        for batch in length_batches(lengths, batch_size, max_tokens):
             width = max(lengths[b] for b in batch)
             input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -137,6 +123,12 @@ class FeatureExtractor:
                                 renderer=self.renderer.fingerprint, max_length=self.max_length, dtype=resolved_dtype)
         self.features: FeatureSet = self.store.open(self.spec)
         self.stats = ExtractStats()
+
+    @property
+    def fingerprint(self) -> str:
+        """What the features depend on (model, layer, pooling, renderer, max length, dtype): stages that
+        declare an extractor as an input are keyed by it."""
+        return self.spec.fingerprint
 
     @property
     def loaded(self) -> LoadedModel:

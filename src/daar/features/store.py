@@ -12,9 +12,7 @@ leaves only complete shards behind and a rerun computes just the rows that are m
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -22,9 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from daar.io import atomic_write, json_hash, text_hash
+
 
 def text_key(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+    """A row's key: the full sha1 of the embedded text (existing stores are keyed by exactly this)."""
+    return text_hash(text)
 
 
 @dataclass(frozen=True)
@@ -40,17 +41,8 @@ class FeatureSpec:
 
     @property
     def fingerprint(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return hashlib.sha1(blob).hexdigest()[:16]
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+        # json_hash keeps the bytes this key always had (sha1 of the sorted JSON), so stores stay valid
+        return json_hash(asdict(self))
 
 
 class FeatureSet:
@@ -62,7 +54,7 @@ class FeatureSet:
         self.dir.mkdir(parents=True, exist_ok=True)
         spec_file = self.dir / "spec.json"
         if not spec_file.exists():
-            _atomic_write_bytes(spec_file, lambda fh: fh.write(json.dumps(asdict(spec), indent=1).encode()))
+            atomic_write(spec_file, json.dumps(asdict(spec), indent=1).encode())
         self._index: dict[str, tuple[Path, int]] = {}
         self._arrays: dict[Path, np.ndarray] = {}
         self.refresh()
@@ -103,8 +95,8 @@ class FeatureSet:
         stem = f"shard-{n:06d}-{uuid.uuid4().hex[:8]}"
         npy = self.dir / f"{stem}.npy"
         payload = {"keys": list(keys), "ids": list(ids) if ids is not None else None}
-        _atomic_write_bytes(npy.with_suffix(".keys.json"), lambda fh: fh.write(json.dumps(payload).encode()))
-        _atomic_write_bytes(npy, lambda fh: np.save(fh, features))
+        atomic_write(npy.with_suffix(".keys.json"), json.dumps(payload).encode())
+        atomic_write(npy, lambda fh: np.save(fh, features), binary=True)
         self.refresh()
         return npy
 

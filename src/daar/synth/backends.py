@@ -14,8 +14,8 @@ import urllib.request
 from abc import ABC, abstractmethod
 from typing import Any
 
-from daar.config import Config
 from daar.errors import ConfigError
+from daar.settings import Config
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,8 @@ def make_backend(cfg: Config) -> GenerationBackend:
     """The backend a config asks for: --generator-url, else local generate with --generator-model/--model."""
     import os
 
-    model = cfg.generator_model or cfg.model
-    if cfg.generator_url:
-        return OpenAIBackend(cfg.generator_url, model, api_key=os.environ.get("OPENAI_API_KEY"))
-    return HFBackend(model, dtype=cfg.dtype, device=cfg.device, batch_size=cfg.synth_batch)
+    s, lm = cfg.synthesis, cfg.lm
+    model = s.generator_model or lm.model
+    if s.generator_url:
+        return OpenAIBackend(s.generator_url, model, api_key=os.environ.get("OPENAI_API_KEY"))
+    return HFBackend(model, dtype=lm.dtype, device=lm.device, batch_size=s.synth_batch)

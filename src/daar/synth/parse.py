@@ -24,28 +24,17 @@ class ParseError(ValueError):
 
 
 def _balanced_spans(text: str) -> list[str]:
-    """Top-level {...} / [...] substrings, skipping brackets inside strings."""
-    spans, depth, start, in_str, esc = [], 0, None, False, False
-    for i, ch in enumerate(text):
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"' and depth > 0:
-            in_str = True
-        elif ch in "{[":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch in "}]" and depth > 0:
-            depth -= 1
-            if depth == 0 and start is not None:
-                spans.append(text[start : i + 1])
-                start = None
+    """Top-level {...} / [...] substrings, skipping brackets inside strings.
+
+    The same bracket scan as the generation stopper's (JsonCloseScanner), restarted after each value.
+    """
+    spans, pos = [], 0
+    while pos < len(text):
+        scanner = JsonCloseScanner()
+        if not scanner.feed(text[pos:]):
+            break
+        spans.append(text[pos + scanner.start : pos + scanner.end])
+        pos += scanner.end
     return spans
 
 
@@ -73,17 +62,23 @@ def json_complete(text: str) -> bool:
 class JsonCloseScanner:
     """The first JSON value's bracket scan, fed piece by piece: O(new characters) per call.
 
-    The generation stopper calls it after every token; re-scanning the whole reply each time made
-    long generations quadratic (on a GPU that host-side work, not the model, set the pace).
+    The one bracket scanner: the generation stopper calls it after every token (re-scanning the
+    whole reply each time made long generations quadratic; on a GPU that host-side work, not the
+    model, set the pace), and `_balanced_spans` runs it over a whole reply. Quotes open a string only
+    inside a value, so prose apostrophes and quotes before the JSON do not hide its brackets.
+    Once done, `start` and `end` are the value's offsets in everything fed (text[start:end]).
     """
 
     def __init__(self) -> None:
         self.depth, self.in_str, self.esc, self.done = 0, False, False, False
+        self.fed = 0  # characters consumed by earlier feeds
+        self.start: int | None = None
+        self.end: int | None = None
 
     def feed(self, text: str) -> bool:
-        for ch in text:
-            if self.done:
-                break
+        if self.done:
+            return True
+        for i, ch in enumerate(text):
             if self.in_str:
                 if self.esc:
                     self.esc = False
@@ -94,10 +89,15 @@ class JsonCloseScanner:
             elif ch == '"' and self.depth > 0:
                 self.in_str = True
             elif ch in "{[":
+                if self.depth == 0:
+                    self.start = self.fed + i
                 self.depth += 1
             elif ch in "}]" and self.depth > 0:
                 self.depth -= 1
-                self.done = self.depth == 0
+                if self.depth == 0:
+                    self.done, self.end = True, self.fed + i + 1
+                    break
+        self.fed += len(text)
         return self.done
 
 

@@ -21,9 +21,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from daar.io import atomic_write
 from daar.synth.backends import GenerationBackend
 from daar.synth.domains import Domain
 from daar.synth.parse import ParseError, parse_samples
@@ -37,20 +39,20 @@ REPLY_PREFIX = {1: '{"instruction": "', 2: '{"instruction": "'}
 EmbedFn = Callable[[list[dict[str, str]]], np.ndarray]
 
 
-@dataclass
-class SynthSettings:
-    seeds_per_domain: int = 5
-    samples_per_domain: int = 10
-    counter_examples: int = 3
-    tau: float = 0.85
-    seed_temperature: float = 0.9
-    augment_temperature: float = 0.95
-    top_p: float = 0.95
-    max_new_tokens: int = 2048
-    max_attempts: int = 120
-    batch: int = 8
-    seed: int = 42
-    center: bool = True  # centre features on the mean of all samples before the cosine (see _similarity)
+class SynthSettings(Protocol):
+    """What the sampler reads: the synthesis settings section (defaults are declared there, once)."""
+
+    seeds_per_domain: int
+    samples_per_domain: int
+    counter_examples: int
+    tau: float
+    seed_temperature: float
+    augment_temperature: float
+    top_p: float
+    max_new_tokens: int
+    max_attempts: int
+    synth_batch: int
+    dedup_center: bool  # centre features on the mean of all samples before the cosine (see _similarity)
 
 
 @dataclass
@@ -89,8 +91,9 @@ def _cos_max(candidate: np.ndarray, existing: np.ndarray) -> float:
 
 class Synthesizer:
     def __init__(self, domains: list[Domain], backend: GenerationBackend, embed: EmbedFn,
-                 settings: SynthSettings, log_path: str | Path):
+                 settings: SynthSettings, seed: int, log_path: str | Path):
         self.domains = domains
+        self.seed = seed
         self.backend = backend
         self.embed = embed
         self.s = settings
@@ -125,7 +128,7 @@ class Synthesizer:
         lines = []
         for r in sorted(done):
             lines += [json.dumps(e, ensure_ascii=False) for e in rounds.get(r, [])] + [json.dumps({"round_done": r})]
-        self.log_path.write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+        atomic_write(self.log_path, "".join(x + "\n" for x in lines))
         return max(done) + 1 if done else 0
 
     def _apply(self, e: dict) -> None:
@@ -139,10 +142,10 @@ class Synthesizer:
 
     # -- one round -------------------------------------------------------------------------------
     def _round(self, r: int) -> list[dict]:
-        rng = random.Random(f"{self.s.seed}-{r}")
+        rng = random.Random(f"{self.seed}-{r}")
         jobs = []  # (domain state, phase, prompt)
         active = [st for st in self.states.values() if st.phase(self.s) is not None]
-        per_domain = max(1, self.s.batch // max(1, len(active)))
+        per_domain = max(1, self.s.synth_batch // max(1, len(active)))
         for st in active:
             left = self.s.max_attempts - st.attempts
             phase = st.phase(self.s)
@@ -200,12 +203,12 @@ class Synthesizer:
 
         Mean-pooled hidden states of small models share one dominant direction (raw cosines of
         unrelated texts are 0.93-0.99 on SmolLM2-135M's last layer), which makes any fixed tau reject
-        everything. With `center`, features are first centred on the mean of every sample of every
+        everything. With `dedup_center`, features are first centred on the mean of every sample of every
         domain so far, which removes that shared direction and keeps what tells samples apart.
         """
-        others = [x for o in self.states.values() if o is not st for x in o.samples] if self.s.center else []
+        others = [x for o in self.states.values() if o is not st for x in o.samples] if self.s.dedup_center else []
         feats = self.embed(st.samples + [cand] + others)
-        if self.s.center:
+        if self.s.dedup_center:
             feats = feats - feats.mean(0, keepdims=True)
         n = len(st.samples)
         return _cos_max(feats[n], feats[:n])

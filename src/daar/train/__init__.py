@@ -3,8 +3,8 @@
 Python API (imported lazily, so `import daar.train` does not load torch):
 
     train_lora(cfg=None, *, records=None, callbacks=None, **overrides) -> TrainResult
-        Fine-tune cfg.model with LoRA on cfg.data (or the given records) into cfg.out.
-        `overrides` are Config fields; `batch_size` / `max_length` mean the training ones.
+        Fine-tune cfg.lm.model with LoRA on cfg.input.data (or the given records) into cfg.run.out.
+        `overrides` are setting names (train_batch_size, train_max_length, lr, ...).
         TrainResult: out, adapter_dir, log_csv, loss_plot, manifest, merged_dir, final_loss,
         train_loss, steps, resumed_from_step, records_used, records_skipped, seconds.
     tokenize_record(record, tokenizer, template, renderer, max_length) -> Example
@@ -14,9 +14,10 @@ Python API (imported lazily, so `import daar.train` does not load torch):
     export_records(records, fmt, out, name=None) -> ExportResult
         fmt: llama-factory | ms-swift | sharegpt (see daar.train.export).
     export_file(data, fmt, out, ...) -> ExportResult           load a file, then export_records.
+    run_export(cfg) -> ExportResult                           `daar export`: cfg.input.data -> cfg.run.out.
     read_log_csv(path) -> list[dict]                          training_log.csv rows
 
-CLI: `daar train` (daar.train.commands) and `daar export` (daar.train.export_commands).
+CLI: `daar train` (daar.cli.train) and `daar export` (daar.cli.export).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ _EXPORTS = {
     "resolve_chat_template": "daar.train.tokens", "Example": "daar.train.tokens",
     "TokenStats": "daar.train.tokens", "SkipRecord": "daar.train.tokens", "PadCollator": "daar.train.tokens",
     "IGNORE_INDEX": "daar.train.tokens",
-    "export_records": "daar.train.export", "export_file": "daar.train.export", "ExportResult": "daar.train.export",
+    "export_records": "daar.train.export", "export_file": "daar.train.export", "run_export": "daar.train.export", "ExportResult": "daar.train.export",
     "EXPORT_FORMATS": "daar.train.export",
     "read_log_csv": "daar.train.logs",
 }

@@ -1,6 +1,6 @@
 """Write records in the dataset formats of other fine-tuning tools, for users who train elsewhere.
 
-Formats (`--format`):
+Formats (`--export-format`):
 - `llama-factory`: an Alpaca-style JSON list (instruction / input / output) plus an entry in
   `dataset_info.json` beside it (created, or updated in place when it already exists), so the data
   is usable as `dataset: NAME` in a LLaMA-Factory config. Pools that were chats (ShareGPT /
@@ -26,8 +26,9 @@ from typing import Any
 from daar.data import Record, load_records
 from daar.data.records import detect_schema
 from daar.errors import ConfigError, InputError
+from daar.io import atomic_write
+from daar.settings import EXPORT_FORMATS, Config
 
-EXPORT_FORMATS = ("llama-factory", "ms-swift", "sharegpt")
 _TO_SHAREGPT = {"user": "human", "assistant": "gpt", "system": "system"}
 SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
                  "system_tag": "system"}
@@ -70,17 +71,13 @@ def _target(out: str | Path, default_stem: str, suffixes: tuple[str, ...], ext: 
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    """Atomic, so a trainer pointed at the file never reads a partial export."""
+    atomic_write(path, lambda fh: fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows),
+                 binary=False)
 
 
 def _write_json(path: Path, doc: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
 
 
 def _update_dataset_info(info_path: Path, name: str, entry: dict[str, Any]) -> None:
@@ -101,7 +98,7 @@ def _update_dataset_info(info_path: Path, name: str, entry: dict[str, Any]) -> N
 def export_records(records: Sequence[Record], fmt: str, out: str | Path, name: str = "daar_selected") -> ExportResult:
     """Write `records` in format `fmt` to `out` (a file, or a folder where `name` + extension is created)."""
     if fmt not in EXPORT_FORMATS:
-        raise ConfigError(f"--format '{fmt}' is not one of: {', '.join(EXPORT_FORMATS)}")
+        raise ConfigError(f"--export-format '{fmt}' is not one of: {', '.join(EXPORT_FORMATS)}")
     if not records:
         raise ConfigError("nothing to export: no records")
     if fmt == "ms-swift":
@@ -134,3 +131,11 @@ def export_file(data: str | Path, fmt: str, out: str | Path, schema: str = "auto
     loaded = load_records(data, schema, input_format, on_bad_record)
     stem = Path(data).name.split(".")[0] or "daar_selected"
     return export_records(loaded.records, fmt, out, name=stem)
+
+
+def run_export(cfg: Config) -> ExportResult:
+    """`daar export` as a function: `cfg.input.data` in `cfg.train.export_format` to `cfg.run.out`."""
+    cfg.require(data="the records to export (e.g. runs/exp1/selected.jsonl)",
+                export_format=f"one of {', '.join(EXPORT_FORMATS)}", out="an output file or folder")
+    i = cfg.input
+    return export_file(i.data, cfg.train.export_format, cfg.run.out, i.schema, i.format, i.on_bad_record)

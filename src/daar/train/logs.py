@@ -12,6 +12,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from daar.io import atomic_write
+
 LOG_FIELDS = ("step", "loss", "learning_rate", "epoch", "grad_norm")
 
 
@@ -25,13 +27,15 @@ def loss_rows(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_log_csv(log_history: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """Rewrite the CSV atomically: it is rewritten on every log event, and a kill must not leave half."""
     rows = loss_rows(log_history)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+
+    def write(fh) -> None:
         writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(path)
+
+    atomic_write(path, write, binary=False)  # text mode with newline="", as the csv module wants
     return rows
 
 
@@ -69,7 +73,8 @@ def plot_loss(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path |
     ax_lr.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_lr.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    path = Path(path)
+    atomic_write(path, lambda fh: fig.savefig(fh, format=path.suffix.lstrip(".") or "png", dpi=120), binary=True)
     plt.close(fig)
     return path
 

@@ -21,7 +21,7 @@ Output folder (`--out`):
     train_manifest.json     settings, record/token counts, skips by reason, wall time, model identity
     train_run.json          the settings a --resume must match
     checkpoints/checkpoint-N  resumable state (adapter, optimizer, scheduler, RNG, trainer state),
-                            every --save-steps steps (default 200) and at the end; the last two are kept
+                            every --save-steps steps and at the end; the last two are kept
     merged/                 with --merge: base + adapter merged into a plain model
     rejects.jsonl           rows the loader set aside (with --on-bad-record skip)
 """
@@ -29,7 +29,6 @@ Output folder (`--out`):
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -38,23 +37,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from daar.config import Config
 from daar.data import Record, Renderer, load_records
 from daar.errors import ConfigError
+from daar.io import atomic_write, texts_hash
 from daar.models.loading import default_device, load_tokenizer, model_identity, resolve_model
+from daar.provenance import package_versions
+from daar.settings import Config
 from daar.train.logs import CsvLog, LossProgress, plot_loss, write_log_csv
 from daar.train.tokens import PadCollator, TokenStats, resolve_chat_template, tokenize_records
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SAVE_STEPS = 200  # checkpoint every N optimizer steps (and always at the end)
 LR_SCHEDULER = "cosine"
 CHECKPOINTS = "checkpoints"
 # Settings a resumed run must share with the run that wrote the checkpoint.
 RESUME_KEYS = ("model", "data_fingerprint", "lora_r", "lora_alpha", "lora_dropout", "chat_template",
                "template", "train_max_length", "train_batch_size", "gradient_accumulation", "group_by_length")
-# train_lora(batch_size=...) means the training batch, not the feature-extraction batch.
-KWARG_ALIASES = {"batch_size": "train_batch_size", "max_length": "train_max_length"}
+# Keywords that name the feature-extraction fields, not the training ones (a common slip).
+_NOT_TRAINING = {"batch_size": "train_batch_size", "max_length": "train_max_length"}
 
 
 @dataclass
@@ -80,33 +80,9 @@ class TrainResult:
 
 
 def validate_train(cfg: Config) -> Config:
-    """Check the training settings once, with messages that name the flag."""
-    if not cfg.data:
-        raise ConfigError("--data is required: the records to fine-tune on (e.g. runs/exp1/selected.jsonl)")
-    if not cfg.out:
-        raise ConfigError("--out DIR is required: where the adapter, log, plot and checkpoints go")
-    for name in ("lora_r", "lora_alpha", "train_batch_size", "gradient_accumulation", "train_max_length"):
-        if int(getattr(cfg, name)) < 1:
-            raise ConfigError(f"--{_flag(name)} must be >= 1")
-    if cfg.lr <= 0:
-        raise ConfigError("--lr must be > 0")
-    if not 0 <= cfg.warmup_ratio < 1:
-        raise ConfigError("--warmup-ratio must be in [0, 1)")
-    if not 0 <= cfg.lora_dropout < 1:
-        raise ConfigError("--lora-dropout must be in [0, 1)")
-    if cfg.max_steps is None and cfg.epochs <= 0:
-        raise ConfigError("--epochs must be > 0 (or give --max-steps)")
-    if cfg.max_steps is not None and cfg.max_steps < 1:
-        raise ConfigError("--max-steps must be >= 1")
-    if cfg.save_steps is not None and cfg.save_steps < 1:
-        raise ConfigError("--save-steps must be >= 1")
-    if cfg.dtype not in ("auto", "bfloat16", "float16", "float32"):
-        raise ConfigError(f"--dtype '{cfg.dtype}' is not one of: auto, bfloat16, float16, float32")
-    return cfg
-
-
-def _flag(name: str) -> str:
-    return {"train_batch_size": "batch-size", "train_max_length": "max-length"}.get(name, name.replace("_", "-"))
+    """Training needs --data and --out; every value is checked by the settings' own validate()."""
+    return cfg.require(data="the records to fine-tune on (e.g. runs/exp1/selected.jsonl)",
+                       out="where the adapter, log, plot and checkpoints go").validate()
 
 
 def precision(dtype: str, device: str) -> tuple[Any, str]:
@@ -133,32 +109,34 @@ def _sft_config(cfg: Config, ckpt_dir: Path, device: str, mixed: str) -> Any:
     from trl import SFTConfig
 
     names = {f.name for f in dataclasses.fields(SFTConfig)}
+    t = cfg.train
     kwargs: dict[str, Any] = dict(
-        output_dir=str(ckpt_dir), per_device_train_batch_size=cfg.train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation, learning_rate=cfg.lr,
-        lr_scheduler_type=LR_SCHEDULER, num_train_epochs=float(cfg.epochs),
-        max_steps=cfg.max_steps if cfg.max_steps is not None else -1, logging_steps=1,
-        save_strategy="steps", save_steps=cfg.save_steps or DEFAULT_SAVE_STEPS, save_total_limit=2,
-        seed=cfg.seed, data_seed=cfg.seed, bf16=mixed == "bf16", fp16=mixed == "fp16",
+        output_dir=str(ckpt_dir), per_device_train_batch_size=t.train_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation, learning_rate=t.lr,
+        lr_scheduler_type=LR_SCHEDULER, num_train_epochs=float(t.epochs),
+        max_steps=t.max_steps if t.max_steps is not None else -1, logging_steps=1,
+        save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
+        seed=cfg.run.seed, data_seed=cfg.run.seed, bf16=mixed == "bf16", fp16=mixed == "fp16",
         use_cpu=device == "cpu", report_to="none", disable_tqdm=False,
-        gradient_checkpointing=device.startswith("cuda"), max_length=cfg.train_max_length,
+        gradient_checkpointing=device.startswith("cuda"), max_length=t.train_max_length,
         dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
         dataloader_num_workers=0,
     )
-    if cfg.group_by_length:  # recent transformers: a sampling strategy; older releases: a boolean flag
+    if t.group_by_length:  # recent transformers: a sampling strategy; older releases: a boolean flag
         if "train_sampling_strategy" in names:
             kwargs["train_sampling_strategy"] = "group_by_length"
         else:
             kwargs["group_by_length"] = True
     # transformers 5 folded warmup_ratio into warmup_steps (a value < 1 is a ratio).
-    kwargs["warmup_ratio" if "warmup_ratio" in names else "warmup_steps"] = cfg.warmup_ratio
+    kwargs["warmup_ratio" if "warmup_ratio" in names else "warmup_steps"] = t.warmup_ratio
     return SFTConfig(**{k: v for k, v in kwargs.items() if k in names})
 
 
 def _lora_config(cfg: Config) -> Any:
     from peft import LoraConfig
 
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+    t = cfg.train
+    return LoraConfig(r=t.lora_r, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout,
                       target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
 
 
@@ -171,7 +149,14 @@ def _quiet_renames():
 
 
 def _fingerprint(records: list[Record]) -> str:
-    return hashlib.sha1("\n".join(r.id for r in records).encode()).hexdigest()[:16]
+    """Content key of the training data, in order: what the trainer reads of each record (the fields
+    the renderer formats and the turns a chat template formats), as canonical JSON.
+
+    Ids alone missed an edited record that kept its id, so --resume could mix two datasets; the raw
+    row would also change with fields training never reads, and records built in code may have none.
+    """
+    return texts_hash(json.dumps([r.instruction, r.input, r.output, list(r.messages)], sort_keys=True,
+                                 ensure_ascii=False) for r in records)
 
 
 def _check_resume(out: Path, ckpt_dir: Path, run_info: dict[str, Any], resume: bool) -> str | None:
@@ -198,73 +183,65 @@ def _check_resume(out: Path, ckpt_dir: Path, run_info: dict[str, Any], resume: b
     return last
 
 
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for pkg in ("torch", "transformers", "peft", "trl", "accelerate", "daar"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
 def train_lora(cfg: Config | None = None, *, records: list[Record] | None = None,
                callbacks: list[Any] | None = None, **overrides: Any) -> TrainResult:
-    """Fine-tune `cfg.model` with LoRA on `cfg.data` (or on `records`) and write everything to `cfg.out`.
+    """Fine-tune `cfg.lm.model` with LoRA on `cfg.input.data` (or on `records`) into `cfg.run.out`.
 
-    `overrides` are Config fields (e.g. `train_lora(data="sel.jsonl", out="runs/lora", max_steps=10)`);
-    `batch_size` and `max_length` mean the training ones here. `callbacks` are extra
-    transformers TrainerCallbacks.
+    `overrides` are setting names, as everywhere (e.g. `train_lora(data="sel.jsonl", out="runs/lora",
+    max_steps=10, train_batch_size=2)`). `callbacks` are extra transformers TrainerCallbacks.
     """
-    overrides = {KWARG_ALIASES.get(k, k): v for k, v in overrides.items()}
-    if records is not None and not (overrides.get("data") or (cfg and cfg.data)):
+    slips = sorted(k for k in overrides if k in _NOT_TRAINING)
+    if slips:  # these name the feature-extraction fields: training would silently ignore them
+        raise ConfigError(f"train_lora: {', '.join(slips)} set the feature extraction; the training ones are "
+                          f"{', '.join(_NOT_TRAINING[k] for k in slips)}")
+    if records is not None and not (overrides.get("data") or (cfg and cfg.input.data)):
         overrides["data"] = "<records>"
     cfg = validate_train(Config.from_mapping(overrides, cfg, source="train_lora"))
-    out = Path(cfg.out)
+    out = Path(cfg.run.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
     n_rejected = 0
     if records is None:
-        loaded = load_records(cfg.data, cfg.schema, cfg.format, cfg.on_bad_record)
+        loaded = load_records(cfg.input.data, cfg.input.schema, cfg.input.format, cfg.input.on_bad_record)
         records, n_rejected = loaded.records, len(loaded.rejected)
         if loaded.rejected:
             loaded.write_rejects(out / "rejects.jsonl")
-    tokenizer = load_tokenizer(cfg.model)
-    template = resolve_chat_template(tokenizer, cfg.chat_template)
+    tokenizer = load_tokenizer(cfg.lm.model)
+    template = resolve_chat_template(tokenizer, cfg.train.chat_template)
     if template is not None:
         tokenizer.chat_template = template  # saved with the adapter: the format the model was trained on
-    examples, stats = tokenize_records(records, tokenizer, template, Renderer.named(cfg.template),
-                                       cfg.train_max_length)
+    examples, stats = tokenize_records(records, tokenizer, template, Renderer.named(cfg.input.template),
+                                       cfg.train.train_max_length)
     if not examples:
         raise ConfigError(f"none of the {stats.records} records has trainable response tokens "
-                          f"({dict(stats.skipped)}); check --chat-template / --template and --max-length")
+                          f"({dict(stats.skipped)}); check --chat-template / --template and --train-max-length")
     if stats.skipped:
         log.warning("skipped %d of %d records: %s", sum(stats.skipped.values()), stats.records, dict(stats.skipped))
 
-    run_info = {**{k: getattr(cfg, k) for k in RESUME_KEYS if hasattr(cfg, k)},
-                "model": model_identity(cfg.model), "data_fingerprint": _fingerprint(records)}
-    resume_from = _check_resume(out, out / CHECKPOINTS, run_info, cfg.resume)
-    (out / "train_run.json").write_text(json.dumps(run_info, indent=2))
+    flat = cfg.to_dict()
+    run_info = {**{k: flat[k] for k in RESUME_KEYS if k in flat},
+                "model": model_identity(cfg.lm.model), "data_fingerprint": _fingerprint(records)}
+    resume_from = _check_resume(out, out / CHECKPOINTS, run_info, cfg.train.resume)
+    atomic_write(out / "train_run.json", json.dumps(run_info, indent=2))
 
-    device = (cfg.device or default_device()).split(":")[0]
-    weight_dtype, mixed = precision(cfg.dtype, device)
+    device = (cfg.lm.device or default_device()).split(":")[0]
+    weight_dtype, mixed = precision(cfg.lm.dtype, device)
     log_csv = out / "training_log.csv"
     with _quiet_renames():
         trainer = _build_trainer(cfg, examples, tokenizer, device, weight_dtype, mixed,
                                  [CsvLog(log_csv), *(callbacks or [])])
         log.info("training %s on %d records (%d tokens, %d in the loss) on %s, weights %s, mixed precision %s",
-                 Path(resolve_model(cfg.model)).name, stats.used, stats.tokens, stats.response_tokens, device,
+                 Path(resolve_model(cfg.lm.model)).name, stats.used, stats.tokens, stats.response_tokens, device,
                  str(weight_dtype).replace("torch.", ""), mixed)
         t0 = time.time()
         output = trainer.train(resume_from_checkpoint=resume_from)
         train_seconds = time.time() - t0
         trainer.save_model(str(out))  # adapter_config.json + adapter weights + tokenizer
-        merged_dir = _merge(trainer, tokenizer, out / "merged") if cfg.merge else None
+        merged_dir = _merge(trainer, tokenizer, out / "merged") if cfg.train.merge else None
     rows = write_log_csv(trainer.state.log_history, log_csv)
-    plot = plot_loss(rows, out / "loss.png", title=f"LoRA r={cfg.lora_r} on {Path(resolve_model(cfg.model)).name}")
+    plot = plot_loss(rows, out / "loss.png",
+                     title=f"LoRA r={cfg.train.lora_r} on {Path(resolve_model(cfg.lm.model)).name}")
 
     resumed_step = int(Path(resume_from).name.split("-")[-1]) if resume_from else None
     result = TrainResult(
@@ -285,11 +262,11 @@ def _build_trainer(cfg: Config, examples: list[Any], tokenizer: Any, device: str
     from transformers.trainer_callback import ProgressCallback
     from trl import SFTTrainer
 
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model), dtype=weight_dtype)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.lm.model), dtype=weight_dtype)
     model.config.use_cache = False
     dataset = datasets.Dataset.from_dict({"input_ids": [e.input_ids for e in examples],
                                           "labels": [e.labels for e in examples]})
-    trainer = SFTTrainer(model=model, args=_sft_config(cfg, Path(cfg.out) / CHECKPOINTS, device, mixed),
+    trainer = SFTTrainer(model=model, args=_sft_config(cfg, Path(cfg.run.out) / CHECKPOINTS, device, mixed),
                          train_dataset=dataset, processing_class=tokenizer, peft_config=_lora_config(cfg),
                          data_collator=PadCollator(tokenizer.pad_token_id))
     trainer.remove_callback(ProgressCallback)
@@ -316,23 +293,24 @@ def _write_manifest(result: TrainResult, cfg: Config, stats: TokenStats, n_rejec
                     run_info: dict[str, Any], device: str, weight_dtype: Any, mixed: str,
                     template: str | None, train_seconds: float, trainer: Any) -> None:
     steps_run = result.steps - (result.resumed_from_step or 0)
+    t = cfg.train
     manifest = {
         "command": "train",
         "result": result.to_dict(),
-        "model": {"spec": cfg.model, "path": resolve_model(cfg.model), "identity": run_info["model"]},
-        "data": {"path": cfg.data, "fingerprint": run_info["data_fingerprint"],
+        "model": {"spec": cfg.lm.model, "path": resolve_model(cfg.lm.model), "identity": run_info["model"]},
+        "data": {"path": cfg.input.data, "fingerprint": run_info["data_fingerprint"],
                  "rejected_on_load": n_rejected, **stats.to_dict()},
-        "format": {"chat_template": cfg.chat_template, "uses_chat_template": template is not None,
-                   "renderer_template": None if template is not None else cfg.template},
-        "training": {"lora_r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout,
-                     "target_modules": "all-linear", "lr": cfg.lr, "lr_scheduler": LR_SCHEDULER,
-                     "warmup_ratio": cfg.warmup_ratio, "epochs": cfg.epochs, "max_steps": cfg.max_steps,
-                     "per_device_batch": cfg.train_batch_size,
-                     "gradient_accumulation": cfg.gradient_accumulation,
-                     "effective_batch": cfg.train_batch_size * cfg.gradient_accumulation,
-                     "max_length": cfg.train_max_length, "seed": cfg.seed,
-                     "group_by_length": cfg.group_by_length,
-                     "save_steps": cfg.save_steps or DEFAULT_SAVE_STEPS,
+        "format": {"chat_template": cfg.train.chat_template, "uses_chat_template": template is not None,
+                   "renderer_template": None if template is not None else cfg.input.template},
+        "training": {"lora_r": t.lora_r, "lora_alpha": t.lora_alpha, "lora_dropout": t.lora_dropout,
+                     "target_modules": "all-linear", "lr": t.lr, "lr_scheduler": LR_SCHEDULER,
+                     "warmup_ratio": t.warmup_ratio, "epochs": t.epochs, "max_steps": t.max_steps,
+                     "per_device_batch": t.train_batch_size,
+                     "gradient_accumulation": t.gradient_accumulation,
+                     "effective_batch": t.train_batch_size * t.gradient_accumulation,
+                     "max_length": t.train_max_length, "seed": cfg.run.seed,
+                     "group_by_length": t.group_by_length,
+                     "save_steps": t.save_steps,
                      "total_steps": trainer.state.max_steps,
                      "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)},
         "hardware": {"device": device, "weights": str(weight_dtype).replace("torch.", ""), "mixed_precision": mixed},
@@ -340,7 +318,7 @@ def _write_manifest(result: TrainResult, cfg: Config, stats: TokenStats, n_rejec
         "timing": {"wall_seconds": round(result.seconds, 2), "train_seconds": round(train_seconds, 2),
                    "steps_this_run": steps_run,
                    "seconds_per_step": round(train_seconds / steps_run, 3) if steps_run else None},
-        "versions": _versions(),
-        "config": cfg.to_dict(),
+        "versions": package_versions(),
+        "config": cfg.to_dict(nested=True),
     }
-    result.manifest.write_text(json.dumps(manifest, indent=2, default=str))
+    atomic_write(result.manifest, json.dumps(manifest, indent=2, default=str))

@@ -185,7 +185,7 @@ def tokenize_record(record: Record, tokenizer: Any, template: str | None, render
     truncated = len(ids) > max_length
     ids, labels = ids[:max_length], labels[:max_length]
     if not any(t != IGNORE_INDEX for t in labels):
-        raise SkipRecord("response truncated away by --max-length")
+        raise SkipRecord("response truncated away by --train-max-length")
     return Example(input_ids=ids, labels=labels, truncated=truncated)
 
 

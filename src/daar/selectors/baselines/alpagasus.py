@@ -85,5 +85,5 @@ class AlpaGasusSelector(Selector):
         levels, counts = np.unique(ratings, return_counts=True)
         return SelectionResult(
             selected=picked, scores=ratings,
-            metadata={"judge": stats.as_dict(), "seed": ctx.cfg.seed, "unparseable_score": UNPARSEABLE,
+            metadata={"judge": stats.as_dict(), "seed": ctx.cfg.run.seed, "unparseable_score": UNPARSEABLE,
                       "rating_counts": {str(float(v)): int(c) for v, c in zip(levels, counts, strict=True)}, **meta})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import numpy as np
@@ -12,9 +11,7 @@ from daar.selectors.context import SelectionContext
 from daar.selectors.judge_cache import JudgeCache
 from daar.selectors.quotas import allocate
 
-_CACHES: weakref.WeakKeyDictionary[SelectionContext, JudgeCache] = weakref.WeakKeyDictionary()
-
-# Selector options read from Config.extra (YAML `extra:` mapping), with their defaults.
+# Selector options read from cfg.baselines.extra (--extra KEY=VALUE, YAML `extra:` mapping), with their defaults.
 EXTRA_DEFAULTS: dict[str, Any] = {
     "judge_batch": 16,  # prompts per generate() call / records per scorer forward batch chunk
     "judge_time_limit": None,  # seconds; stop judging after this (cached so far; rerun resumes)
@@ -26,8 +23,8 @@ EXTRA_DEFAULTS: dict[str, Any] = {
 
 
 def option(ctx: SelectionContext, name: str) -> Any:
-    """A selector option from cfg.extra, else its default."""
-    return (ctx.cfg.extra or {}).get(name, EXTRA_DEFAULTS[name])
+    """A selector option from --extra, else its default."""
+    return ctx.cfg.baselines.extra.get(name, EXTRA_DEFAULTS[name])
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -57,10 +54,10 @@ def word_count(text: str) -> int:
 
 
 def rng_for(ctx: SelectionContext, salt: str = "") -> np.random.Generator:
-    """A generator seeded by cfg.seed (and a per-selector salt, so selectors do not share streams)."""
+    """A generator seeded by --seed (and a per-selector salt, so selectors do not share streams)."""
     import zlib
 
-    return np.random.default_rng([int(ctx.cfg.seed), zlib.crc32(salt.encode())])
+    return np.random.default_rng([int(ctx.cfg.run.seed), zlib.crc32(salt.encode())])
 
 
 def equal_shares(sizes: np.ndarray, budget: int) -> np.ndarray:
@@ -80,11 +77,8 @@ def sample_within(rng: np.random.Generator, members: np.ndarray, k: int) -> np.n
 
 
 def judge_cache(ctx: SelectionContext) -> JudgeCache:
-    """The context's judgement cache (one SQLite file under ctx.cache_root, opened once per context)."""
-    cache = _CACHES.get(ctx)
-    if cache is None:
-        cache = _CACHES[ctx] = JudgeCache(ctx.cache_root)
-    return cache
+    """The run's judgement cache (one SQLite file, opened once per run's shared resources)."""
+    return ctx.resources.judge_cache
 
 
 def fill_by_order(chosen: list[int], order: np.ndarray, budget: int) -> int:

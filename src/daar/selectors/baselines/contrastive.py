@@ -25,20 +25,9 @@ from daar.errors import ConfigError
 from daar.selectors.base import SelectionResult, Selector, register_selector
 from daar.selectors.baselines.common import equal_shares, rng_for, sample_within, unit_rows
 from daar.selectors.context import SelectionContext
+from daar.settings import parse_band
 
 log = logging.getLogger(__name__)
-
-
-def parse_band(text: str) -> tuple[float, float]:
-    """'20-40' -> (20.0, 40.0); percent bounds with 0 <= lo < hi <= 100."""
-    try:
-        lo_text, hi_text = str(text).replace("%", "").split("-")
-        lo, hi = float(lo_text), float(hi_text)
-    except ValueError:
-        raise ConfigError(f"--band '{text}' should look like 0-20 (percentiles LO-HI)") from None
-    if not 0 <= lo < hi <= 100:
-        raise ConfigError(f"--band {text}: need 0 <= LO < HI <= 100")
-    return lo, hi
 
 
 def _cut(p: float, n: int) -> int:
@@ -49,17 +38,17 @@ def groups_and_centroids(ctx: SelectionContext) -> tuple[np.ndarray, list[str], 
     """(group per record, group names, features [n, d], centroids [K, d], where the groups came from)."""
     layer = ctx.cfg.centroid_space
     feats = np.asarray(ctx.features(layer), dtype=np.float64)
-    field = ctx.cfg.label_field
+    field = ctx.cfg.selection.label_field
     if field:
         groups, names = ctx.labels(field)
         cents = np.stack([feats[groups == g].mean(axis=0) for g in range(len(names))])
         return groups, names, feats, cents, f"label field '{field}' (centroids = per-label feature means)"
-    dm = ctx.domain_model
-    cents = np.asarray(dm.centroids, dtype=np.float64)
+    model, scores = ctx.daar_model, ctx.daar_scores
+    cents = np.asarray(model.centroids, dtype=np.float64)
     if cents.shape[1] != feats.shape[1]:
         raise ConfigError(f"the DaaR centroids have {cents.shape[1]} dimensions but the '{layer}' features have "
                           f"{feats.shape[1]}; use the same --centroid-layer for both")
-    return np.asarray(dm.pool_domain), list(dm.domain_names), feats, cents, "DaaR pseudo-domains"
+    return np.asarray(scores.domain), list(scores.names), feats, cents, "DaaR pseudo-domains"
 
 
 def band_select(groups: np.ndarray, n_groups: int, scores: np.ndarray, band: tuple[float, float], budget: int,
@@ -93,7 +82,7 @@ class _BandSelector(Selector):
     kind = ""
 
     def select(self, ctx: SelectionContext, budget: int) -> SelectionResult:
-        band = parse_band(ctx.cfg.band)
+        band = parse_band(ctx.cfg.baselines.band)
         groups, names, feats, cents, source = groups_and_centroids(ctx)
         cos = unit_rows(feats) @ unit_rows(cents).T
         own = cos[np.arange(len(groups)), groups]
@@ -102,14 +91,14 @@ class _BandSelector(Selector):
         if meta["band_extended"]:
             log.warning(
                 "%s: the %s bands hold %d records, fewer than the budget %d; took the nearest ranks outside them",
-                self.name, ctx.cfg.band, sum(meta["band_sizes"]), budget)
+                self.name, ctx.cfg.baselines.band, sum(meta["band_sizes"]), budget)
         percentile = np.zeros(len(groups))
         for g in range(len(names)):
             m = np.flatnonzero(groups == g)
             percentile[m[np.argsort(-scores[m], kind="stable")]] = 100.0 * np.arange(len(m)) / max(len(m), 1)
         return SelectionResult(
             selected=picked, scores=scores,
-            metadata={"band": ctx.cfg.band, "groups": source, "group_names": names, "seed": ctx.cfg.seed,
+            metadata={"band": ctx.cfg.baselines.band, "groups": source, "group_names": names, "seed": ctx.cfg.run.seed,
                       "score": ("cosine to the own centroid" if self.kind == "intra"
                                 else "sum of cosines to the other groups' centroids"),
                       "ranking": "highest score first: band 0-20 = the 20% most similar", **meta},

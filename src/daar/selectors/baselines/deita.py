@@ -67,7 +67,7 @@ def deita_scores(ctx: SelectionContext, kind: str) -> tuple[np.ndarray, np.ndarr
             if kind == "quality":
                 fields["response"] = truncate_tokens(tok, responses[i], budget)
             seqs.append(chat_prompt_ids(tok, template.format(**fields), prefix))
-        probs = next_token_probs(loaded, seqs, answer_token_groups(tok, ANSWERS), batch_size=ctx.cfg.batch_size)
+        probs = next_token_probs(loaded, seqs, answer_token_groups(tok, ANSWERS), batch_size=ctx.cfg.features.batch_size)
         return [Judgement([float(p) for p in row]) for row in probs]
 
     judged, stats = judge_all(judge_cache(ctx), kind=f"deita-{kind}", model=scorer_identity(ctx),
@@ -130,13 +130,13 @@ class DeitaSelector(Selector):
         quality, q_mass, q_stats = deita_scores(ctx, "quality")
         score = complexity * quality
         order = np.argsort(-score, kind="stable")
-        threshold = float(ctx.cfg.similarity_threshold)
+        threshold = float(ctx.cfg.baselines.similarity_threshold)
         kept, skipped = redundancy_filter(geometry_features(ctx), order, budget, threshold)
         filled = fill_by_order(kept, order, budget)
         return SelectionResult(
             selected=np.array(kept, dtype=np.int64), scores=score,
             metadata={"scorer": c_stats["model"], "judge": {"complexity": c_stats, "quality": q_stats},
-                      "similarity_threshold": threshold, "layer": str(ctx.cfg.layer),
+                      "similarity_threshold": threshold, "layer": str(ctx.cfg.features.layer),
                       "skipped_as_redundant": skipped, "filled_by_score": filled,
                       "mean_digit_mass": {"complexity": float(c_mass.mean()), "quality": float(q_mass.mean())}},
             extra_columns={"complexity": complexity, "quality": quality})

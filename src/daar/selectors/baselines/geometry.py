@@ -24,7 +24,6 @@ import logging
 
 import numpy as np
 
-from daar.errors import ConfigError
 from daar.selectors.base import SelectionResult, Selector, register_selector
 from daar.selectors.baselines.common import geometry_features, rank_column
 from daar.selectors.context import SelectionContext
@@ -119,7 +118,7 @@ def facility_location_greedy(x: np.ndarray, k: int, knn: int | None = None) -> t
 def _result(ctx: SelectionContext, picks: list[int], gains: list[float], meta: dict) -> SelectionResult:
     scores = np.full(ctx.n, np.nan)
     scores[picks] = gains
-    return SelectionResult(selected=picks, scores=scores, metadata={"layer": str(ctx.cfg.layer), **meta},
+    return SelectionResult(selected=picks, scores=scores, metadata={"layer": str(ctx.cfg.features.layer), **meta},
                            extra_columns={"greedy_rank": rank_column(ctx.n, picks)})
 
 
@@ -137,9 +136,7 @@ class KCenterSelector(Selector):
                    "features; --knn K for a sparse graph")
 class FacilityLocationSelector(Selector):
     def select(self, ctx: SelectionContext, budget: int) -> SelectionResult:
-        knn = ctx.cfg.knn
-        if knn is not None and int(knn) < 1:
-            raise ConfigError("--knn must be >= 1 (the number of nearest neighbours kept per record)")
+        knn = ctx.cfg.baselines.knn  # >= 1: checked by the settings
         auto = knn is None and ctx.n > DENSE_LIMIT
         if auto:
             knn = AUTO_KNN

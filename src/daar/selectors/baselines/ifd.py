@@ -42,7 +42,7 @@ def ifd_losses(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray, dict]:
             resp = tok.encode(ctx.records[i].output, add_special_tokens=False)[: max(max_len - 1 - len(prompt), 0)]
             seqs += [[start, *prompt, *resp], [start, *resp]]
             spans += [(1 + len(prompt), 1 + len(prompt) + len(resp)), (1, 1 + len(resp))]
-        losses = span_losses(loaded, seqs, spans, batch_size=ctx.cfg.batch_size)
+        losses = span_losses(loaded, seqs, spans, batch_size=ctx.cfg.features.batch_size)
         return [Judgement([_f(losses[2 * k]), _f(losses[2 * k + 1])], raw="", ok=True) for k in range(len(positions))]
 
     version = f"{PROMPT_VERSION}|len={max_len}|{ctx.renderer.fingerprint}"

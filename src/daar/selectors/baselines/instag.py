@@ -86,7 +86,7 @@ def record_tags(ctx: SelectionContext) -> tuple[list[list[str]], dict]:
     judged, stats = ask_judge(ctx, kind="instag", version=PROMPT_VERSION, prompts=prompts, parse=parse_tags,
                               max_new_tokens=256)
     raw = [list(j.value) if j.ok else [] for j in judged]
-    return filter_rare(raw, int(ctx.cfg.tag_min_count), stats.as_dict())
+    return filter_rare(raw, int(ctx.cfg.baselines.tag_min_count), stats.as_dict())
 
 
 def filter_rare(raw: list[list[str]], alpha: int, judge: dict | None = None) -> tuple[list[list[str]], dict]:
@@ -143,7 +143,7 @@ class InsTagComplexitySelector(Selector):
         tags, meta = record_tags(ctx)
         n_tags = np.array([len(t) for t in tags], dtype=np.float64)
         picked = tag_order(tags, tiebreak_ranks(ctx))[:budget]
-        return SelectionResult(selected=picked, scores=n_tags, metadata={**meta, "seed": ctx.cfg.seed},
+        return SelectionResult(selected=picked, scores=n_tags, metadata={**meta, "seed": ctx.cfg.run.seed},
                                extra_columns={"tags": np.array(["|".join(t) for t in tags], dtype=object)})
 
 
@@ -156,5 +156,5 @@ class InsTagDiversitySelector(Selector):
         n_tags = np.array([len(t) for t in tags], dtype=np.float64)
         covered = len({t for i in picks for t in tags[i]})
         return SelectionResult(selected=np.array(picks, dtype=np.int64), scores=n_tags,
-                               metadata={**meta, **sampling, "tags_covered": covered, "seed": ctx.cfg.seed},
+                               metadata={**meta, **sampling, "tags_covered": covered, "seed": ctx.cfg.run.seed},
                                extra_columns={"tags": np.array(["|".join(t) for t in tags], dtype=object)})

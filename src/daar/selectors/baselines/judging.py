@@ -17,16 +17,7 @@ Chat = list[dict[str, str]]
 
 def generator_identity(ctx: SelectionContext) -> str:
     """Who answers: the backend's identity, computed without loading a local model when possible."""
-    gen = getattr(ctx, "_generator", None)
-    if gen is not None:
-        return gen.identity or type(gen).__name__
-    cfg = ctx.cfg
-    model = cfg.generator_model or cfg.model
-    if cfg.generator_url:
-        return f"{model}@{cfg.generator_url}"
-    from daar.models.loading import model_identity
-
-    return model_identity(model)
+    return ctx.resources.generator_identity
 
 
 def ask_judge(ctx: SelectionContext, *, kind: str, version: str, prompts: list[Chat],
@@ -41,7 +32,7 @@ def ask_judge(ctx: SelectionContext, *, kind: str, version: str, prompts: list[C
 
     def compute(positions: list[int]) -> list[Judgement]:
         outs = ctx.generator.generate([prompts[i] for i in positions], n=1, temperature=0.0, top_p=1.0,
-                                      max_new_tokens=max_new, seed=ctx.cfg.seed)
+                                      max_new_tokens=max_new, seed=ctx.cfg.run.seed)
         judged = []
         for completions in outs:
             text = completions[0] if completions else ""

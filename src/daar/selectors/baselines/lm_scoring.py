@@ -9,22 +9,21 @@ scored go through the output head: the full [batch, length, vocab] logits tensor
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Sequence
 
 import numpy as np
 
+from daar.batching import by_length
 from daar.models.loading import LoadedModel, model_identity
 from daar.selectors.context import SelectionContext
 
 log = logging.getLogger(__name__)
 
-_LOADED: weakref.WeakKeyDictionary[SelectionContext, dict[str, LoadedModel]] = weakref.WeakKeyDictionary()
 _MAX_BATCH_TOKENS = 8192
 
 
 def scorer_spec(ctx: SelectionContext) -> str:
-    return ctx.cfg.scorer_model or ctx.cfg.model
+    return ctx.cfg.baselines.scorer_model or ctx.cfg.lm.model
 
 
 def scorer_identity(ctx: SelectionContext) -> str:
@@ -33,15 +32,16 @@ def scorer_identity(ctx: SelectionContext) -> str:
 
 
 def load_scorer(ctx: SelectionContext) -> LoadedModel:
-    """The scorer model, loaded once per context (ifd, deita-complexity and deita-quality share it)."""
+    """The scorer model, loaded once per run (ifd, deita-complexity and deita-quality share it)."""
     from daar.models.loading import load_model
 
     spec = scorer_spec(ctx)
-    per_ctx = _LOADED.setdefault(ctx, {})
-    if spec not in per_ctx:
+
+    def load() -> LoadedModel:
         log.info("loading scorer model %s", spec)
-        per_ctx[spec] = load_model(spec, dtype=ctx.cfg.dtype, device=ctx.cfg.device, causal_lm=True)
-    return per_ctx[spec]
+        return load_model(spec, dtype=ctx.cfg.lm.dtype, device=ctx.cfg.lm.device, causal_lm=True)
+
+    return ctx.resources.once(("scorer", spec, ctx.cfg.lm.dtype, ctx.cfg.lm.device), load)
 
 
 def start_token(tok) -> int:
@@ -63,19 +63,6 @@ def _trunk_and_head(model):
     if trunk is None or head is None:
         return None
     return trunk, head
-
-
-def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    out, cur = [], []
-    for i in order:
-        if cur and (len(cur) >= batch_size or lengths[cur[0]] * (len(cur) + 1) > _MAX_BATCH_TOKENS):
-            out.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        out.append(cur)
-    return out
 
 
 def _hidden_or_logits(loaded: LoadedModel, seqs: list[list[int]]):
@@ -108,7 +95,7 @@ def span_losses(loaded: LoadedModel, seqs: list[list[int]], spans: list[tuple[in
 
     out = np.full(len(seqs), np.nan)
     with torch.inference_mode():
-        for batch in _batches([len(s) for s in seqs], batch_size):
+        for batch in by_length([len(s) for s in seqs], batch_size, _MAX_BATCH_TOKENS):
             todo = [i for i in batch if spans[i][1] > spans[i][0]]
             if not todo:
                 continue
@@ -129,7 +116,7 @@ def next_token_probs(loaded: LoadedModel, seqs: list[list[int]], token_groups: l
 
     out = np.zeros((len(seqs), len(token_groups)))
     with torch.inference_mode():
-        for batch in _batches([len(s) for s in seqs], batch_size):
+        for batch in by_length([len(s) for s in seqs], batch_size, _MAX_BATCH_TOKENS):
             states, head = _hidden_or_logits(loaded, [seqs[i] for i in batch])
             last = torch.stack([states[row, len(seqs[i]) - 1] for row, i in enumerate(batch)])
             logits = (head(last) if head is not None else last).float()

@@ -13,14 +13,15 @@ from daar.selectors.context import SelectionContext
 class RandomSelector(Selector):
     def select(self, ctx: SelectionContext, budget: int) -> SelectionResult:
         picked = rng_for(ctx, "random").choice(ctx.n, size=budget, replace=False)
-        return SelectionResult(selected=picked, metadata={"seed": ctx.cfg.seed})
+        return SelectionResult(selected=picked, metadata={"seed": ctx.cfg.run.seed})
 
 
 @register_selector("random-balanced", "random sample with an equal share per group "
                    "(pseudo-domain, or --label-field)")
 class RandomBalancedSelector(Selector):
     def select(self, ctx: SelectionContext, budget: int) -> SelectionResult:
-        groups, names = ctx.labels(ctx.cfg.label_field)
+        label_field = ctx.cfg.selection.label_field
+        groups, names = ctx.labels(label_field)
         sizes = np.bincount(groups, minlength=len(names))
         quotas = equal_shares(sizes, budget)
         rng = rng_for(ctx, "random-balanced")
@@ -28,7 +29,7 @@ class RandomBalancedSelector(Selector):
         picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
         return SelectionResult(
             selected=picked,
-            metadata={"seed": ctx.cfg.seed, "groups": "label field " + ctx.cfg.label_field if ctx.cfg.label_field
+            metadata={"seed": ctx.cfg.run.seed, "groups": f"label field {label_field}" if label_field
                       else "pseudo-domains", "group_names": names, "group_sizes": sizes.tolist(),
                       "quotas": quotas.tolist()},
             extra_columns={"group": np.array(names, dtype=object)[groups]})

@@ -1,0 +1,174 @@
+"""The MLP heads psi_dom and psi_div (METHOD.md steps 5-7), trained on cached features.
+
+The frozen LLM never runs inside a training loop: features are computed once and cached, and the
+heads train on those arrays. Shape and optimiser follow the method: MLP d -> 2d -> d -> d/2 -> 256
+-> out with ReLU, Adam lr 1e-5, batch 1, 1 epoch, 97/3 train/validation split (all options).
+Features are standardised with the training split's mean and std (stored with the head), which
+makes the tiny learning rate usable across models whose hidden states differ in scale.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeadTraining:
+    """How a head is trained. No defaults here: they are declared once, in the probes settings."""
+
+    lr: float
+    batch_size: int
+    epochs: int
+    val_fraction: float
+    seed: int
+    standardize: bool = True  # not a user setting: the heads always train on standardised features
+
+    @classmethod
+    def from_settings(cls, cfg) -> HeadTraining:
+        p = cfg.probes
+        return cls(lr=p.probe_lr, batch_size=p.probe_batch_size, epochs=p.probe_epochs, val_fraction=p.val_fraction,
+                   seed=cfg.run.seed)
+
+
+def build_mlp(d: int, out: int):
+    import torch.nn as nn
+
+    return nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(), nn.Linear(2 * d, d), nn.ReLU(),
+                         nn.Linear(d, max(1, d // 2)), nn.ReLU(), nn.Linear(max(1, d // 2), 256), nn.ReLU(),
+                         nn.Linear(256, out))
+
+
+@dataclass
+class TrainedHead:
+    state: dict
+    d: int
+    out: int
+    mean: np.ndarray
+    std: np.ndarray
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    history: list[float] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+
+    def module(self):
+        net = build_mlp(self.d, self.out)
+        net.load_state_dict(self.state)
+        return net.eval()
+
+    def forward(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+        import torch
+
+        net = self.module()
+        z = (np.asarray(x, dtype=np.float32) - self.mean) / self.std
+        outs = []
+        with torch.inference_mode():
+            for s in range(0, len(z), batch):
+                outs.append(net(torch.from_numpy(z[s : s + batch])).numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, self.out), dtype=np.float32)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        logits = self.forward(x).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def entropy(p: np.ndarray) -> np.ndarray:
+    """Natural-log entropy of each row of a probability matrix, in [0, ln K]."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1.0)
+    return -(p * np.log(p)).sum(axis=1)
+
+
+def _split(n: int, s: HeadTraining) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(s.seed)
+    order = rng.permutation(n)
+    n_val = int(round(n * s.val_fraction)) if n > 1 else 0
+    n_val = min(n_val, n - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _fit(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining, desc: str) -> TrainedHead:
+    import torch
+    from tqdm.auto import tqdm
+
+    x = np.asarray(x, dtype=np.float32)
+    train_idx, val_idx = _split(len(x), s)
+    mean = x[train_idx].mean(0) if s.standardize else np.zeros(x.shape[1], np.float32)
+    std = (x[train_idx].std(0) + 1e-6) if s.standardize else np.ones(x.shape[1], np.float32)
+    z = torch.from_numpy((x - mean) / std)
+    target = torch.from_numpy(y)
+    torch.manual_seed(s.seed)
+    net = build_mlp(x.shape[1], out)
+    opt = torch.optim.Adam(net.parameters(), lr=s.lr)
+    loss_fn = torch.nn.CrossEntropyLoss() if loss_name == "ce" else torch.nn.MSELoss()
+    gen = torch.Generator().manual_seed(s.seed)
+    history = []
+    steps = s.epochs * int(np.ceil(len(train_idx) / s.batch_size))
+    with tqdm(total=steps, desc=desc, unit="step", leave=False, mininterval=1.0) as bar:
+        for _ in range(s.epochs):
+            perm = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]
+            running = 0.0
+            for i, b in enumerate(range(0, len(perm), s.batch_size)):
+                idx = perm[b : b + s.batch_size]
+                pred = net(z[idx])
+                loss = loss_fn(pred, target[idx]) if loss_name == "ce" else loss_fn(pred.squeeze(-1), target[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                running += loss.item()
+                bar.update(1)
+                if (i + 1) % 200 == 0:
+                    history.append(running / 200)
+                    bar.set_postfix(loss=f"{running / 200:.4f}")
+                    running = 0.0
+    return TrainedHead(state={k: v.detach().clone() for k, v in net.state_dict().items()}, d=x.shape[1], out=out,
+                       mean=mean.astype(np.float32), std=std.astype(np.float32), train_idx=train_idx,
+                       val_idx=val_idx, history=history)
+
+
+def train_classifier(x: np.ndarray, labels: np.ndarray, k: int, s: HeadTraining) -> TrainedHead:
+    """psi_dom: cross-entropy on pseudo-labels; reports validation accuracy and confusion matrix."""
+    head = _fit(x, np.asarray(labels, dtype=np.int64), k, "ce", s, "psi_dom")
+    if len(head.val_idx):
+        pred = head.predict_proba(x[head.val_idx]).argmax(1)
+        truth = np.asarray(labels)[head.val_idx]
+        conf = np.zeros((k, k), dtype=int)
+        np.add.at(conf, (truth, pred), 1)
+        head.metrics = {"val_accuracy": float((pred == truth).mean()), "val_n": int(len(truth)),
+                        "confusion": conf.tolist()}
+    return head
+
+
+def train_regressor(x: np.ndarray, target: np.ndarray, s: HeadTraining) -> TrainedHead:
+    """psi_div: MSE against the entropy of psi_dom's prediction."""
+    head = _fit(x, np.asarray(target, dtype=np.float32), 1, "mse", s, "psi_div")
+    if len(head.val_idx):
+        pred = head.forward(x[head.val_idx])[:, 0]
+        truth = np.asarray(target)[head.val_idx]
+        corr = float(np.corrcoef(pred, truth)[0, 1]) if len(truth) > 2 and truth.std() > 0 else float("nan")
+        head.metrics = {"val_mse": float(((pred - truth) ** 2).mean()), "val_pearson": corr, "val_n": int(len(truth))}
+    return head
+
+
+def head_to_arrays(head: TrainedHead, prefix: str) -> dict[str, np.ndarray]:
+    """Flatten a head into named arrays (for the stage cache's .npz)."""
+    arrays = {f"{prefix}.w.{k}": v.numpy() for k, v in head.state.items()}
+    arrays.update({f"{prefix}.mean": head.mean, f"{prefix}.std": head.std, f"{prefix}.train_idx": head.train_idx,
+                   f"{prefix}.val_idx": head.val_idx, f"{prefix}.shape": np.array([head.d, head.out])})
+    return arrays
+
+
+def head_from_arrays(arrays: dict[str, np.ndarray], prefix: str, metrics: dict | None = None) -> TrainedHead:
+    import torch
+
+    state = {k[len(prefix) + 3 :]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
+             if k.startswith(f"{prefix}.w.")}
+    d, out = (int(x) for x in arrays[f"{prefix}.shape"])
+    return TrainedHead(state=state, d=d, out=out, mean=arrays[f"{prefix}.mean"], std=arrays[f"{prefix}.std"],
+                       train_idx=arrays[f"{prefix}.train_idx"], val_idx=arrays[f"{prefix}.val_idx"],
+                       metrics=metrics or {})

@@ -1,0 +1,252 @@
+"""The settings of the selection pipeline, one frozen dataclass per concern.
+
+Field names are unique across all sections, so a flat key (`layer: 3`, `--layer 3`, `layer=3`)
+always names one field. Defaults, help and choices are declared here once; help texts never
+repeat a default (the CLI appends it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Self
+
+from daar.settings.base import Section, bad, check_range, setting
+
+POOLINGS = ("mean", "last", "mean-padded")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+_EMBEDDING = ("embedding", "embeddings", "emb")
+
+
+def _check_layer(name: str, value: str | None) -> None:
+    """'embedding' or a decoder layer number >= 1 (what FeatureExtractor accepts)."""
+    if value is None:
+        return
+    text = str(value).strip().lower()
+    if text in _EMBEDDING or (text.isdigit() and int(text) >= 1):
+        return
+    raise bad(name, f"must be 'embedding' or a decoder layer number >= 1, got '{value}'")
+
+
+@dataclass(frozen=True)
+class InputSettings(Section):
+    """Input: the records file and how each record becomes text."""
+
+    NAME = "input"
+    data: str | None = setting(help="records file (.jsonl / .json / .parquet / .csv) or a datasets.save_to_disk "
+                               "folder", metavar="PATH")
+    schema: str = setting("auto", choices=("auto", "alpaca", "sharegpt", "messages", "text"),
+                          help="record schema; auto detects it from the records")
+    format: str = setting("auto", choices=("auto", "jsonl", "json", "parquet", "csv", "hf"),
+                          help="input file format; auto goes by the file extension")
+    on_bad_record: str = setting("error", choices=("error", "skip"),
+                                 help="error: stop at the first bad record, naming file and line; "
+                                 "skip: write it to rejects.jsonl with the reason")
+    template: str = setting("default", help="renderer template: default, reference-train, reference-score or a "
+                            "format string")
+
+
+@dataclass(frozen=True)
+class LMSettings(Section):
+    """Language model: which one, in what precision, on which device."""
+
+    NAME = "lm"
+    model: str = setting("default", help="HF id or local folder; 'default' = the bundled SmolLM2-135M-Instruct")
+    dtype: str = setting("auto", choices=DTYPES, help="weight precision; auto = bfloat16 where it is fast (a "
+                         "bf16 GPU, a CPU with AVX-512 BF16 / AMX; daar train: a bf16 GPU only), else float32 "
+                         "(float16 on older GPUs)")
+    device: str | None = setting(help="cpu, cuda or cuda:N", default_text="cuda if available, else cpu")
+
+
+@dataclass(frozen=True)
+class FeatureSettings(Section):
+    """Features: the pooled hidden states that probes and geometry baselines read."""
+
+    NAME = "features"
+    layer: str = setting("3", metavar="LAYER", help="'embedding' or decoder layer K (the model is loaded truncated to K layers)")
+    pooling: str = setting("mean", choices=POOLINGS, help="mean over real tokens, the last token, or "
+                           "mean-padded (the reference scripts' mean over 1024 padded positions)")
+    max_length: int | None = setting(minimum=1, metavar="N",
+                                     help="token limit per text, longer ones are truncated (daar eval: the "
+                                     "lm-eval context window and the heldout-loss truncation)",
+                                     default_text="1024 (layer K), 512 (embedding); eval: the model's, "
+                                     "heldout-loss 2048")
+    batch_size: int = setting(16, minimum=1, metavar="N",
+                              help="texts per forward pass (length-bucketed); also the ifd / deita scorer batch")
+    feature_cache: str | None = setting(help="feature store folder", metavar="DIR",
+                                        default_text="$DAAR_CACHE/features")
+    stage_cache: str | None = setting(help="stage store folder: the DaaR stages' fingerprinted outputs, reused "
+                                      "by any run with the same inputs", metavar="DIR",
+                                      default_text="$DAAR_CACHE/stages")
+
+    def validate(self) -> Self:
+        super().validate()
+        _check_layer("layer", self.layer)
+        return self
+
+
+@dataclass(frozen=True)
+class SynthesisSettings(Section):
+    """Synthesis: how the model writes example records of each domain."""
+
+    NAME = "synthesis"
+    domains: str | None = setting(help="domains.yaml: a list of name, description, optional examples (skip "
+                                  "synthesis for that domain) and tau", metavar="PATH",
+                                  default_text="the method's four domains")
+    generator_model: str | None = setting(help="model that writes the domain samples", metavar="MODEL",
+                                          default_text="--model")
+    generator_url: str | None = setting(help="OpenAI-compatible server (e.g. vLLM) that generates instead of "
+                                        "a local model", metavar="URL")
+    seeds_per_domain: int = setting(5, minimum=1, metavar="N", help="phase-1 seed samples per domain")
+    samples_per_domain: int = setting(10, minimum=1, metavar="N", help="phase-2 samples to accept per domain")
+    counter_examples: int = setting(3, minimum=0, metavar="N",
+                                    help="samples of the other domains shown in a prompt as counter-examples")
+    tau: float = setting(0.85, help="phase-2 similarity threshold: a candidate at least this similar to an "
+                         "accepted sample is rejected (a domain may set its own: the built-in mathematics "
+                         "domain uses 0.90)")
+    seed_temperature: float = setting(0.9, minimum=0, help="sampling temperature of the phase-1 seeds")
+    augment_temperature: float = setting(0.95, minimum=0, help="sampling temperature of the phase-2 candidates")
+    top_p: float = setting(0.95, help="nucleus sampling mass of both phases")
+    max_new_tokens: int = setting(2048, minimum=1, metavar="N", help="generation length limit")
+    max_attempts: int = setting(120, minimum=1, metavar="N",
+                                help="generation attempts per domain before the cap stops it (reported)")
+    synth_batch: int = setting(8, minimum=1, metavar="N", help="candidates generated per batch")
+    dedup_center: bool = setting(True, help="centre features before the phase-2 cosine (small models need it); "
+                                 "--no-dedup-center compares raw features, as the reference scripts do")
+
+    def validate(self) -> Self:
+        super().validate()
+        check_range(self, "tau", 0, 1, lo_open=True)
+        check_range(self, "top_p", 0, 1, lo_open=True)
+        return self
+
+
+@dataclass(frozen=True)
+class ProbeSettings(Section):
+    """Probes: the probe set, centroids, pseudo-labels and the psi_dom / psi_div heads."""
+
+    NAME = "probes"
+    probe_data: str | None = setting(help="probe set file, disjoint from the pool", metavar="PATH",
+                                     default_text="a seeded sample of the pool")
+    probe_size: int | None = setting(minimum=1, metavar="N", help="probe set size",
+                                     default_text="min(5000, 25% of the pool)")
+    # Measured on W-4k with the bundled model (README, "Where the pseudo-labels come from"): layer 3
+    # labels the probe set far better than the paper's token-embedding layer (kept by --preset reference).
+    centroid_layer: str | None = setting(help="feature space of the centroids and pseudo-labels: K or embedding",
+                                         metavar="LAYER",
+                                         default_text="--layer")
+    assignment: str = setting("kmeans", choices=("kmeans", "nearest"),
+                              help="kmeans: k-means initialised at the centroids; nearest: the nearest fixed "
+                              "centroid")
+    centroid_source: str = setting("all", choices=("all", "augmented"),
+                                   help="centroids of all synthesized samples, or of the phase-2 samples only "
+                                   "(the reference scripts)")
+    probe_epochs: int = setting(1, minimum=1, metavar="N", help="training epochs of psi_dom and psi_div")
+    probe_lr: float = setting(1e-5, help="learning rate of psi_dom and psi_div")
+    probe_batch_size: int = setting(1, minimum=1, metavar="N", help="batch size of psi_dom and psi_div")
+    val_fraction: float = setting(0.03, help="share of the probe set held out to report the heads' accuracy")
+
+    def validate(self) -> Self:
+        super().validate()
+        _check_layer("centroid_layer", self.centroid_layer or None)
+        if self.probe_lr <= 0:
+            raise bad("probe_lr", f"must be > 0 (got {self.probe_lr})")
+        check_range(self, "val_fraction", 0, 1, hi_open=True)
+        return self
+
+    def centroid_space(self, layer: str) -> str:
+        """The layer of the centroids and pseudo-labels: --centroid-layer, else the probe `layer`."""
+        return str(self.centroid_layer) if self.centroid_layer not in (None, "") else str(layer)
+
+
+@dataclass(frozen=True)
+class SelectionSettings(Section):
+    """Selection: which method picks records, how many, and how they are grouped."""
+
+    NAME = "selection"
+    method: str = setting("daar", help="selector name (see daar list-selectors)")
+    budget: str | None = setting(help="records to select: a count (8000) or a fraction of the pool (0.2 or 20%)")
+    strategy: str = setting("top", choices=("top", "customized", "balanced"),
+                            help="top: highest predicted entropy overall; customized: half from --major; "
+                            "balanced: an equal share per pseudo-domain")
+    major: str | None = setting(help="with --strategy customized: the domain to take 50% of", metavar="DOMAIN")
+    with_scores: bool = setting(False, help="add <method>_score (and daar_domain for daar) to selected.jsonl")
+    # The stage names live in daar.method (settings must not import the method): the CLI takes its
+    # choices from daar.method.STAGE_NAMES and `daar.runs.select` checks the value.
+    until: str | None = setting(help="run the DaaR stages up to this one (cached in the stage store) and stop, "
+                                "without selecting", metavar="STAGE")
+    methods: str | None = setting(help="daar compare: comma-separated selector names, e.g. daar,random,ifd",
+                                  metavar="NAMES")
+    label_field: str | None = setting(help="record field with your own labels: diagnostics and the inter-/intra-"
+                                      "diversity bins only", metavar="FIELD")
+    diagnostics: str | None = setting(choices=("pseudo-domains",), help="daar compare: extra columns that cost "
+                                      "more compute; pseudo-domains = DaaR's pseudo-domain mix and mean predicted "
+                                      "entropy of every selection (always on when daar is among --methods)")
+
+    def validate(self) -> Self:
+        super().validate()
+        if self.strategy == "customized" and not self.major:
+            raise bad("strategy", "customized needs --major DOMAIN (the domain to take 50% of)")
+        if self.budget is not None:
+            budget_spec(self.budget)
+        return self
+
+
+def parse_band(text: str) -> tuple[float, float]:
+    """'20-40' -> (20.0, 40.0); percent bounds with 0 <= lo < hi <= 100."""
+    try:
+        lo_text, hi_text = str(text).replace("%", "").split("-")
+        lo, hi = float(lo_text), float(hi_text)
+    except ValueError:
+        raise bad("band", f"'{text}' should look like 0-20 (percentiles LO-HI)") from None
+    if not 0 <= lo < hi <= 100:
+        raise bad("band", f"{text}: need 0 <= LO < HI <= 100")
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class BaselineSettings(Section):
+    """Baselines: options of the other selectors (see daar list-selectors)."""
+
+    NAME = "baselines"
+    scorer_model: str | None = setting(help="model that scores ifd / deita-* (HF id or folder)", metavar="MODEL",
+                                       default_text="--model")
+    band: str = setting("0-20", metavar="LO-HI", help="inter-/intra-diversity percentile band per group; "
+                        "0-20 = the most similar")
+    similarity_threshold: float = setting(0.9, help="deita: skip a record whose cosine to one already chosen "
+                                          "is at least this")
+    tag_min_count: int = setting(1, minimum=1, metavar="N", help="instag: drop tags seen in fewer records")
+    knn: int | None = setting(minimum=1, metavar="K", help="facility-location: keep only each record's K most "
+                              "similar records (sparse, O(nK) memory)", default_text="dense up to 16384 "
+                              "records, else 100")
+    extra: dict[str, Any] = setting(factory=dict, metavar="KEY=VALUE",
+                                    help="selector / eval option (repeatable, YAML `extra:` mapping): "
+                                    "judge_time_limit, judge_batch, judge_max_new_tokens, judge_max_chars, "
+                                    "scorer_max_length, center_features, coverage_clusters, selectors_use_labels "
+                                    "(compare: let methods group by --label-field); eval: max_gen_toks, "
+                                    "code_timeout, heldout_rows, pool_dir")
+
+    def validate(self) -> Self:
+        super().validate()
+        parse_band(self.band)
+        check_range(self, "similarity_threshold", -1, 1)
+        return self
+
+
+def budget_spec(budget: str | int | float) -> int | float:
+    """A count (int) or a fraction of the pool (float in (0, 1]); '20%' -> 0.2. Errors name the fix."""
+    text = str(budget).strip()
+    try:
+        if text.endswith("%"):
+            frac = float(text[:-1]) / 100
+        elif "." in text or "e" in text.lower():
+            frac = float(text)
+        else:
+            count = int(text)
+            if count < 1:
+                raise bad("budget", f"{text} selects no record; give a count >= 1 or a fraction")
+            return count
+    except ValueError:
+        raise bad("budget", f"'{text}' is neither a count (8000) nor a fraction (0.2 or 20%)") from None
+    if not 0 < frac <= 1:
+        raise bad("budget", f"{text}: a fraction must be in (0, 1]")
+    return frac
