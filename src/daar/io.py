@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "publish_dir", "fingerprint", "json_hash", "text_hash", "texts_hash", "chunks_hash", "file_hash"]
+__all__ = ["atomic_write", "publish_dir", "json_default", "fingerprint", "json_hash", "text_hash", "texts_hash", "chunks_hash", "file_hash"]
 
 
 def atomic_write(path: str | Path, data: str | bytes | Callable[[IO[Any]], Any], *, binary: bool | None = None,
@@ -49,6 +49,13 @@ def atomic_write(path: str | Path, data: str | bytes | Callable[[IO[Any]], Any],
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def json_default(o: Any) -> Any:
+    """`json.dumps(..., default=json_default)`: numpy scalars and arrays as plain values, the rest as text."""
+    if hasattr(o, "tolist") and hasattr(o, "dtype"):
+        return o.tolist()
+    return str(o)
 
 
 def publish_dir(tmp: str | Path, target: str | Path) -> Path:

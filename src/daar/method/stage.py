@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from daar.io import atomic_write, fingerprint
+from daar.io import atomic_write, fingerprint, json_default
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class StageStore:
             raise ValueError(f"stage {stage.name}: '{_META_KEY}' is a reserved array name")
         header = {"stage": stage.name, "version": stage.version, "fingerprint": stage.fingerprint,
                   "seconds": seconds, "meta": artifact.meta}
-        blob = np.frombuffer(json.dumps(header, default=_json_default).encode("utf-8"), dtype=np.uint8)
+        blob = np.frombuffer(json.dumps(header, default=json_default).encode("utf-8"), dtype=np.uint8)
         return atomic_write(self.path(stage), lambda fh: np.savez(fh, **artifact.arrays, **{_META_KEY: blob}))
 
 
@@ -163,11 +163,3 @@ class StageRunner:
         if self.until == stage.name:
             raise StageReached(stage.name)
         return artifact
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from daar.io import atomic_write
+from daar.io import atomic_write, json_default
 from daar.provenance import package_versions
 from daar.selectors.base import SelectionResult
 from daar.selectors.context import SelectionContext
@@ -116,13 +116,5 @@ def write_outputs(ctx: SelectionContext, result: SelectionResult, method: str, o
         "metadata": result.metadata,
         **(extra_manifest or {}),
     }
-    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2, default=_json_default))
+    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2, default=json_default))
     return manifest
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
