@@ -17,8 +17,9 @@ from daar.settings import Config, FieldInfo
 SELECT_ROWS: list[tuple[str, ...]] = [
     ("data",), ("on_bad_record",), ("model",), ("domains",), ("generator_model", "generator_url"),
     ("seeds_per_domain", "samples_per_domain"), ("tau",), ("max_attempts",), ("max_new_tokens", "synth_batch"),
-    ("probe_data", "probe_size"), ("centroid_layer", "assignment"), ("layer", "pooling", "max_length"),
-    ("probe_epochs", "probe_lr", "probe_batch_size"), ("method", "budget"), ("strategy", "major"), ("seed",),
+    ("probe_data", "probe_size"), ("centroid_layer", "assignment", "calibration"), ("layer", "pooling", "max_length"),
+    ("probe_epochs", "probe_lr", "probe_batch_size"), ("method", "budget"), ("strategy", "major"), ("min_naming_margin", "force_naming"),
+    ("seed",),
     ("preset",),
 ]
 

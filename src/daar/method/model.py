@@ -21,6 +21,7 @@ from daar.data.render import Renderer
 from daar.features.extract import FeatureExtractor
 from daar.io import atomic_write
 from daar.method.mlp import TrainedHead, head_from_arrays, head_to_arrays
+from daar.method.naming import warn_close_domains
 from daar.method.scores import Scores
 from daar.method.stage import StageRunner, StageStore
 
@@ -58,6 +59,9 @@ class DaaRModel:
     probe_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     probe_metrics: dict[str, Any] = field(default_factory=dict)
     div_metrics: dict[str, Any] = field(default_factory=dict)
+    # how each pseudo-domain got its name and how sure that is (daar.method.naming): margins per domain,
+    # separations of the centroids, the close pairs; empty for a model built by hand
+    naming: dict[str, Any] = field(default_factory=dict)
 
     # -- fit ---------------------------------------------------------------------------------------
     @classmethod
@@ -73,12 +77,28 @@ class DaaRModel:
     def from_pipeline(cls, p: Pipeline, runner: StageRunner) -> DaaRModel:
         syn = runner.run(p.synthesis).meta
         cents = runner.run(p.centroids).arrays["centroids"]
-        labels = runner.run(p.labels).arrays["labels"]
+        labelled = runner.run(p.labels)
+        labels, naming = labelled.arrays["labels"], labelled.meta.get("naming", {})
+        warn_close_domains(naming)  # on every fit, cached or not
         dom, div = p.dom.head(runner), p.div.head(runner)
         return cls(domain_names=[d.name for d in p.synthesis.domains], centroids=cents, dom=dom, div=div,
                    features=p.div.features, fingerprint=p.div.fingerprint, samples=syn["samples"],
                    synthesis=syn["summary"], probe_ids=list(p.labels.probe.ids), probe_labels=labels,
-                   probe_metrics=dict(dom.metrics), div_metrics=dict(div.metrics))
+                   probe_metrics=dict(dom.metrics), div_metrics=dict(div.metrics), naming=naming)
+
+    # -- naming ------------------------------------------------------------------------------------
+    def unsure_domains(self, min_margin: float) -> dict[str, float]:
+        """Domains whose naming margin is below `min_margin` (NaN when the model has no margins).
+
+        Strategies that group by name (balanced, customized) need every name to be right; a model
+        without margins (built by hand, or saved before they existed) cannot vouch for any name.
+        """
+        margins = self.naming.get("margins") or {n: float("nan") for n in self.domain_names}
+        return {n: float(m) for n, m in margins.items() if not float(m) >= min_margin}
+
+    def naming_confident(self, min_margin: float) -> bool:
+        """True when every domain's name has a margin of at least `min_margin`."""
+        return not self.unsure_domains(min_margin)
 
     # -- score -------------------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> DomainScores:
@@ -102,7 +122,7 @@ class DaaRModel:
                              "template": f.renderer.template, "drop_empty_lines": f.renderer.drop_empty_lines,
                              "max_length": f.max_length, "dtype": f.dtype_name, "batch_size": f.batch_size},
                 "samples": self.samples, "synthesis": self.synthesis, "probe_ids": self.probe_ids,
-                "probe_metrics": self.probe_metrics, "div_metrics": self.div_metrics}
+                "probe_metrics": self.probe_metrics, "div_metrics": self.div_metrics, "naming": self.naming}
         arrays = {**head_to_arrays(self.dom, "dom"), **head_to_arrays(self.div, "div"), "centroids": self.centroids,
                   "probe_labels": self.probe_labels,
                   "__meta__": np.frombuffer(json.dumps(meta, default=str).encode("utf-8"), dtype=np.uint8)}
@@ -131,4 +151,5 @@ class DaaRModel:
                    div=head_from_arrays(arrays, "div", meta["div_metrics"]), features=extractor,
                    fingerprint=meta["fingerprint"], samples=meta["samples"], synthesis=meta["synthesis"],
                    probe_ids=meta["probe_ids"], probe_labels=arrays["probe_labels"],
-                   probe_metrics=meta["probe_metrics"], div_metrics=meta["div_metrics"])
+                   probe_metrics=meta["probe_metrics"], div_metrics=meta["div_metrics"],
+                   naming=meta.get("naming", {}))

@@ -93,7 +93,8 @@ def build_pipeline(cfg, probe: Pool, extractor: ExtractorFactory | None = None,
     centroid_space = extractor(cfg.centroid_space)
     centroids = Centroids(synthesis=synthesis, features=centroid_space, source=cfg.probes.centroid_source)
     labels = PseudoLabels(centroids=centroids, probe=probe, features=centroid_space,
-                          assignment=cfg.probes.assignment, seed=cfg.run.seed)
+                          assignment=cfg.probes.assignment, seed=cfg.run.seed,
+                          calibration=cfg.probes.calibration)
     layer = extractor(cfg.features.layer)
     training = HeadTraining.from_settings(cfg)
     dom = DomainHead(labels=labels, probe=probe, features=layer, n_domains=len(domains), training=training)

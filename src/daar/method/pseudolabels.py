@@ -1,9 +1,14 @@
 """Stage 4 (METHOD.md): the probe set and its pseudo-domains.
 
 The probe set is `--probe-data` when given (disjoint from the pool, as in the method), else a
-seeded sample of the pool. Each probe record gets the domain of its cluster: k-means initialised at
-the synthesized centroids (the method), or the nearest fixed centroid (`--assignment nearest`).
-The probe set is a declared input by content: edit a probe text and the labels are recomputed.
+seeded sample of the pool. The synthesized centroids are first calibrated onto the probe features
+(`--calibration`, default shift: synthesized text sits off real text by a common offset), then
+each probe record gets the domain of its cluster: k-means initialised at the calibrated centroids
+with each final cluster named by an optimal matching to them (`kmeans`), the same k-means named by
+initialisation order (`kmeans-init-order`, the paper), or the nearest fixed centroid (`nearest`).
+daar.method.naming explains the calibrations, the matching and the naming margins kept in the
+artifact. The probe set is a declared input by content: edit a probe text and the labels are
+recomputed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from daar.data.pool import Pool
 from daar.errors import ConfigError
 from daar.features.extract import FeatureExtractor
 from daar.method.centroids import Centroids
+from daar.method.naming import assign, calibrate, name_clusters
 from daar.method.stage import Artifact, Stage, StageRunner
 
 
@@ -40,23 +46,24 @@ def probe_set(cfg, pool: Pool, n_domains: int) -> Pool:
 @dataclass(frozen=True, eq=False)
 class PseudoLabels(Stage):
     name = "pseudo-labels"
+    version = 2  # calibration, matched naming, naming margins
 
     centroids: Centroids
     probe: Pool
     features: FeatureExtractor  # the centroid space
-    assignment: str  # kmeans | nearest
+    assignment: str  # kmeans | nearest | kmeans-init-order
     seed: int
+    calibration: str  # none | shift | standardize
 
     def compute(self, runner: StageRunner) -> Artifact:
-        cents = runner.run(self.centroids).arrays["centroids"]
-        k = len(cents)
-        x = self.features(self.probe.records)
-        if self.assignment == "nearest":
-            labels = ((x[:, None, :] - cents[None]) ** 2).sum(-1).argmin(1)
-        else:
-            from sklearn.cluster import KMeans
-
-            km = KMeans(n_clusters=k, init=cents.astype(np.float64), n_init=1, random_state=self.seed)
-            labels = km.fit_predict(x.astype(np.float64))
-        return Artifact({"labels": labels.astype(np.int64)},
-                        {"counts": np.bincount(labels, minlength=k).tolist(), "probe_ids": self.probe.ids})
+        art = runner.run(self.centroids).arrays
+        x, cents = calibrate(self.features(self.probe.records).astype(np.float64),
+                             art["centroids"].astype(np.float64), art.get("sample_std"), self.calibration)
+        clusters, centres = assign(x, cents, self.assignment, self.seed)
+        names = [d.name for d in self.centroids.synthesis.domains]
+        naming = name_clusters(x, cents, centres, names, matched=self.assignment == "kmeans")
+        labels = np.asarray(naming["domain_of_cluster"], dtype=np.int64)[clusters]
+        naming.update(calibration=self.calibration, assignment=self.assignment)
+        return Artifact({"labels": labels, "centroids": cents},
+                        {"counts": np.bincount(labels, minlength=len(names)).tolist(),
+                         "probe_ids": self.probe.ids, "naming": naming})

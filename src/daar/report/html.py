@@ -1,8 +1,8 @@
 """report.html: one self-contained page describing a selection run.
 
 Counts and the score histogram with the cut-off for every selector; when DaaR was fitted in the
-run, the pseudo-domain mix of pool vs selection, probe accuracy and confusion matrix and the
-synthesized examples per domain; when the pool's features were computed, a 2-D PCA projection
+run, the pseudo-domain mix of pool vs selection, probe accuracy and confusion matrix, the
+synthesized examples per domain and the naming margins of the pseudo-domains; when the pool's features were computed, a 2-D PCA projection
 (coloured by pseudo-domain when known) with selected points marked. It reads what the run already
 has and computes nothing. Plots are PNGs embedded as
 data URIs, so the file can be mailed or archived alone.
@@ -129,6 +129,30 @@ def _daar_sections(model, scores, sel: np.ndarray) -> list[str]:
     return parts
 
 
+def _naming_section(model, min_margin: float) -> str:
+    """How each pseudo-domain got its name and how sure that is (daar.method.naming)."""
+    nm = model.naming
+    if not nm.get("margins"):
+        return ""
+    names = model.domain_names
+    order = nm.get("domain_of_cluster") or list(range(len(names)))
+    cluster_of = {d: j for j, d in enumerate(order)}
+    sim = nm.get("similarity") or [[float("nan")] * len(names)] * len(names)
+    rows = [[n, cluster_of.get(d, d), sim[d][d], nm["margins"].get(n, float("nan")),
+             "yes" if nm["margins"].get(n, float("nan")) >= min_margin else "NO"] for d, n in enumerate(names)]
+    close = "".join(f"<p><b>warning</b>: {html.escape(a)} and {html.escape(b)} have centroids {sep:.2f} probe "
+                    f"standard deviations apart (below {nm.get('close_separation')}): too close to tell apart; "
+                    "give them more distinct descriptions or examples in domains.yaml</p>"
+                    for a, b, sep in nm.get("close_pairs", []))
+    return (f"<h2>Naming of the pseudo-domains</h2><p>calibration {html.escape(str(nm.get('calibration')))}, "
+            f"assignment {html.escape(str(nm.get('assignment')))}, names {html.escape(str(nm.get('order')))} "
+            f"({html.escape(str(nm.get('metric')))}). Margin: how much the summed similarity drops under the best "
+            f"naming that gives this cluster another domain; confident at >= {min_margin:g} "
+            "(--min-naming-margin; customized / balanced refuse to run otherwise).</p>"
+            + _table(["domain", "cluster (initialisation order)", "similarity to its centroid", "margin",
+                      "confident"], rows) + close)
+
+
 def write_report(ctx: SelectionContext, result: SelectionResult, manifest: dict[str, Any], out: str | Path,
                  extra_sections: list[str] | None = None) -> Path:
     """out/report.html for any selector's run. Runs nothing: DaaR's sections appear when DaaR was
@@ -162,6 +186,7 @@ def write_report(ctx: SelectionContext, result: SelectionResult, manifest: dict[
         parts.append('<div class="grid">' + "".join(plots) + "</div>")
     if daar is not None:
         parts += _daar_sections(*daar, sel)
+        parts.append(_naming_section(daar[0], ctx.cfg.selection.min_naming_margin))
     stages = manifest.get("stages", [])
     if stages:
         parts.append("<h2>Stages</h2>" + _table(["stage", "seconds", "skipped (cached)", "fingerprint"],

@@ -41,7 +41,8 @@ if len(FIELD_SECTION) != sum(len(c.names()) for c in SECTIONS.values()) or set(F
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "reference": {"pooling": "mean-padded", "template": "reference-score", "centroid_source": "augmented",
-                  "dedup_center": False, "centroid_layer": "embedding"},
+                  "dedup_center": False, "centroid_layer": "embedding", "calibration": "none",
+                  "assignment": "kmeans-init-order"},
 }
 if tuple(PRESETS) != PRESET_NAMES:
     raise TypeError("PRESETS and RunSettings.preset's choices must name the same presets")

@@ -75,5 +75,6 @@ class RunSettings(Section):
                         "training, selectors, LoRA init and data order, eval subsets")
     preset: str = setting("default", choices=PRESET_NAMES,
                           help="reference = the authors' scripts' choices (padded pooling, their text format, "
-                          "phase-2-only centroids, embedding-layer centroids, raw-feature dedup)")
+                          "phase-2-only centroids, embedding-layer centroids, uncalibrated k-means named by "
+                          "initialisation order, raw-feature dedup)")
     out: str | None = setting(help="output folder (daar export: a file or folder)", metavar="PATH")

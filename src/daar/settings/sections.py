@@ -134,9 +134,15 @@ class ProbeSettings(Section):
     centroid_layer: str | None = setting(help="feature space of the centroids and pseudo-labels: K or embedding",
                                          metavar="LAYER",
                                          default_text="--layer")
-    assignment: str = setting("kmeans", choices=("kmeans", "nearest"),
-                              help="kmeans: k-means initialised at the centroids; nearest: the nearest fixed "
-                              "centroid")
+    # The choices mirror daar.method.naming (CALIBRATIONS, ASSIGNMENTS); tests check they agree.
+    assignment: str = setting("kmeans", choices=("kmeans", "nearest", "kmeans-init-order"),
+                              help="kmeans: k-means initialised at the centroids, each cluster named by an "
+                              "optimal matching to them; nearest: the nearest fixed centroid; kmeans-init-order: "
+                              "k-means, cluster i named domain i (the paper)")
+    calibration: str = setting("shift", choices=("none", "shift", "standardize"),
+                               help="correct the offset of the synthesized centroids before assignment: shift "
+                               "their mean onto the probe features' mean; standardize: also match the "
+                               "per-dimension scale; none: the paper")
     centroid_source: str = setting("all", choices=("all", "augmented"),
                                    help="centroids of all synthesized samples, or of the phase-2 samples only "
                                    "(the reference scripts)")
@@ -169,6 +175,9 @@ class SelectionSettings(Section):
                             help="top: highest predicted entropy overall; customized: half from --major; "
                             "balanced: an equal share per pseudo-domain")
     major: str | None = setting(help="with --strategy customized: the domain to take 50% of", metavar="DOMAIN")
+    min_naming_margin: float = setting(0.1, minimum=0, help="customized / balanced refuse to run when a "
+                                       "pseudo-domain's naming margin (report.html) is below this")
+    force_naming: bool = setting(False, help="run customized / balanced even when a pseudo-domain's name is unsure")
     with_scores: bool = setting(False, help="add <method>_score (and daar_domain for daar) to selected.jsonl")
     # The stage names live in daar.method (settings must not import the method): the CLI takes its
     # choices from daar.method.STAGE_NAMES and `daar.runs.select` checks the value.
