@@ -49,3 +49,23 @@ def test_load_refuses_a_file_that_is_not_a_model(tmp_path):
     np.savez(bad, a=np.zeros(2))
     with pytest.raises(ConfigError, match="not a saved DaaR model"):
         DaaRModel.load(bad)
+
+
+def test_head_ensemble_averages_its_members_and_round_trips(tmp_path):
+    from daar.method.mlp import HeadTraining, head_from_arrays, head_to_arrays, train_classifier
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (30, 6)), rng.normal(3, 1, (30, 6))]).astype(np.float32)
+    y = np.repeat([0, 1], 30)
+    s = HeadTraining(lr=1e-3, batch_size=4, epochs=2, val_fraction=0.1, seed=5, ensemble=3)
+    ens = train_classifier(x, y, 2, s)
+    assert len(ens.members) == 3
+    probs = ens.predict_proba(x)
+    assert np.allclose(probs, np.mean([m.predict_proba(x) for m in ens.members], axis=0))
+    assert not np.allclose(ens.members[0].predict_proba(x), ens.members[1].predict_proba(x))  # other inits
+    assert all(np.array_equal(m.val_idx, ens.val_idx) for m in ens.members)  # one validation split
+    back = head_from_arrays(head_to_arrays(ens, "dom"), "dom")
+    assert len(back.members) == 3 and np.allclose(back.predict_proba(x), probs)
+    single = train_classifier(x, y, 2, HeadTraining(lr=1e-3, batch_size=4, epochs=2, val_fraction=0.1, seed=5,
+                                                     ensemble=1))
+    assert np.array_equal(single.predict_proba(x), ens.members[0].predict_proba(x))  # member 0 = the one head

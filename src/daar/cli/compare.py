@@ -12,8 +12,8 @@ from daar.settings import Config
 def build(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="run several selection methods at one budget and compare their selections")
     common(p)
-    sections = {**SELECTION_SECTIONS, "selection": ("methods", "budget", "strategy", "major", "with_scores",
-                                                    "label_field", "diagnostics")}
+    sections = {**SELECTION_SECTIONS, "selection": ("methods", "budget", "strategy", "major", "min_naming_margin",
+                                                    "force_naming", "with_scores", "label_field", "diagnostics")}
     add_settings(p, sections)
 
 

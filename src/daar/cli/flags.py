@@ -82,6 +82,7 @@ def quiet(parser: argparse.ArgumentParser) -> None:
 # The sections and fields of a selection run (shared by `daar select` and `daar compare`).
 SELECTION_SECTIONS: dict[str, Sequence[str] | None] = {
     "input": None, "lm": None, "features": None, "synthesis": None, "probes": None,
-    "selection": ("method", "budget", "strategy", "major", "with_scores", "until", "label_field"),
+    "selection": ("method", "budget", "strategy", "major", "min_naming_margin", "force_naming", "with_scores",
+                  "until", "label_field"),
     "baselines": None, "run": None,
 }

@@ -26,13 +26,14 @@ class HeadTraining:
     epochs: int
     val_fraction: float
     seed: int
+    ensemble: int  # members trained from different initialisations and orders; predictions averaged
     standardize: bool = True  # not a user setting: the heads always train on standardised features
 
     @classmethod
     def from_settings(cls, cfg) -> HeadTraining:
         p = cfg.probes
         return cls(lr=p.probe_lr, batch_size=p.probe_batch_size, epochs=p.probe_epochs, val_fraction=p.val_fraction,
-                   seed=cfg.run.seed)
+                   seed=cfg.run.seed, ensemble=p.head_ensemble)
 
 
 def build_mlp(d: int, out: int):
@@ -92,7 +93,9 @@ def _split(n: int, s: HeadTraining) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def _fit(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining, desc: str) -> TrainedHead:
+def _fit(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining, desc: str,
+         member: int = 0) -> TrainedHead:
+    """One head. `member` > 0 changes the initialisation and the data order, never the validation split."""
     import torch
     from tqdm.auto import tqdm
 
@@ -102,11 +105,12 @@ def _fit(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining
     std = (x[train_idx].std(0) + 1e-6) if s.standardize else np.ones(x.shape[1], np.float32)
     z = torch.from_numpy((x - mean) / std)
     target = torch.from_numpy(y)
-    torch.manual_seed(s.seed)
+    member_seed = s.seed + 7919 * member  # member 0 = the single head of the method
+    torch.manual_seed(member_seed)
     net = build_mlp(x.shape[1], out)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     loss_fn = torch.nn.CrossEntropyLoss() if loss_name == "ce" else torch.nn.MSELoss()
-    gen = torch.Generator().manual_seed(s.seed)
+    gen = torch.Generator().manual_seed(member_seed)
     history = []
     steps = s.epochs * int(np.ceil(len(train_idx) / s.batch_size))
     with tqdm(total=steps, desc=desc, unit="step", leave=False, mininterval=1.0) as bar:
@@ -131,9 +135,37 @@ def _fit(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining
                        val_idx=val_idx, history=history)
 
 
-def train_classifier(x: np.ndarray, labels: np.ndarray, k: int, s: HeadTraining) -> TrainedHead:
+class HeadEnsemble:
+    """Heads trained on the same data from different initialisations and orders; predictions averaged.
+
+    With one member it is that head exactly. Averaging removes the part of the ranking that comes
+    from one initialisation and one pass order (batch 1, one epoch, lr 1e-5 leaves a lot of it).
+    """
+
+    def __init__(self, members: list[TrainedHead], metrics: dict | None = None):
+        self.members = members
+        self.metrics = metrics or {}
+        self.train_idx, self.val_idx = members[0].train_idx, members[0].val_idx
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if len(self.members) == 1:
+            return self.members[0].forward(x)
+        return np.mean([m.forward(x) for m in self.members], axis=0)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        if len(self.members) == 1:
+            return self.members[0].predict_proba(x)
+        return np.mean([m.predict_proba(x) for m in self.members], axis=0)
+
+
+def _members(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining, desc: str) -> HeadEnsemble:
+    return HeadEnsemble([_fit(x, y, out, loss_name, s, desc if s.ensemble == 1 else f"{desc} {i + 1}/{s.ensemble}", i)
+                         for i in range(s.ensemble)])
+
+
+def train_classifier(x: np.ndarray, labels: np.ndarray, k: int, s: HeadTraining) -> HeadEnsemble:
     """psi_dom: cross-entropy on pseudo-labels; reports validation accuracy and confusion matrix."""
-    head = _fit(x, np.asarray(labels, dtype=np.int64), k, "ce", s, "psi_dom")
+    head = _members(x, np.asarray(labels, dtype=np.int64), k, "ce", s, "psi_dom")
     if len(head.val_idx):
         pred = head.predict_proba(x[head.val_idx]).argmax(1)
         truth = np.asarray(labels)[head.val_idx]
@@ -144,9 +176,9 @@ def train_classifier(x: np.ndarray, labels: np.ndarray, k: int, s: HeadTraining)
     return head
 
 
-def train_regressor(x: np.ndarray, target: np.ndarray, s: HeadTraining) -> TrainedHead:
+def train_regressor(x: np.ndarray, target: np.ndarray, s: HeadTraining) -> HeadEnsemble:
     """psi_div: MSE against the entropy of psi_dom's prediction."""
-    head = _fit(x, np.asarray(target, dtype=np.float32), 1, "mse", s, "psi_div")
+    head = _members(x, np.asarray(target, dtype=np.float32), 1, "mse", s, "psi_div")
     if len(head.val_idx):
         pred = head.forward(x[head.val_idx])[:, 0]
         truth = np.asarray(target)[head.val_idx]
@@ -155,20 +187,34 @@ def train_regressor(x: np.ndarray, target: np.ndarray, s: HeadTraining) -> Train
     return head
 
 
-def head_to_arrays(head: TrainedHead, prefix: str) -> dict[str, np.ndarray]:
-    """Flatten a head into named arrays (for the stage cache's .npz)."""
+def head_to_arrays(head: HeadEnsemble, prefix: str) -> dict[str, np.ndarray]:
+    """Flatten heads into named arrays (member 0 under `prefix`, member i under `prefix#i`)."""
+    arrays: dict[str, np.ndarray] = {}
+    for i, member in enumerate(head.members):
+        arrays.update(_member_arrays(member, prefix if i == 0 else f"{prefix}#{i}"))
+    return arrays
+
+
+def _member_arrays(head: TrainedHead, prefix: str) -> dict[str, np.ndarray]:
     arrays = {f"{prefix}.w.{k}": v.numpy() for k, v in head.state.items()}
     arrays.update({f"{prefix}.mean": head.mean, f"{prefix}.std": head.std, f"{prefix}.train_idx": head.train_idx,
                    f"{prefix}.val_idx": head.val_idx, f"{prefix}.shape": np.array([head.d, head.out])})
     return arrays
 
 
-def head_from_arrays(arrays: dict[str, np.ndarray], prefix: str, metrics: dict | None = None) -> TrainedHead:
+def head_from_arrays(arrays: dict[str, np.ndarray], prefix: str, metrics: dict | None = None) -> HeadEnsemble:
+    members, i = [_member_from_arrays(arrays, prefix)], 1
+    while f"{prefix}#{i}.shape" in arrays:
+        members.append(_member_from_arrays(arrays, f"{prefix}#{i}"))
+        i += 1
+    return HeadEnsemble(members, metrics)
+
+
+def _member_from_arrays(arrays: dict[str, np.ndarray], prefix: str) -> TrainedHead:
     import torch
 
     state = {k[len(prefix) + 3 :]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
              if k.startswith(f"{prefix}.w.")}
     d, out = (int(x) for x in arrays[f"{prefix}.shape"])
     return TrainedHead(state=state, d=d, out=out, mean=arrays[f"{prefix}.mean"], std=arrays[f"{prefix}.std"],
-                       train_idx=arrays[f"{prefix}.train_idx"], val_idx=arrays[f"{prefix}.val_idx"],
-                       metrics=metrics or {})
+                       train_idx=arrays[f"{prefix}.train_idx"], val_idx=arrays[f"{prefix}.val_idx"])

@@ -20,7 +20,7 @@ from daar.data.pool import Pool
 from daar.data.render import Renderer
 from daar.features.extract import FeatureExtractor
 from daar.io import atomic_write
-from daar.method.mlp import TrainedHead, head_from_arrays, head_to_arrays
+from daar.method.mlp import HeadEnsemble, head_from_arrays, head_to_arrays
 from daar.method.naming import warn_close_domains
 from daar.method.scores import Scores
 from daar.method.stage import StageRunner, StageStore
@@ -49,8 +49,8 @@ class DomainScores:
 class DaaRModel:
     domain_names: list[str]
     centroids: np.ndarray  # [K, d] in the centroid space
-    dom: TrainedHead
-    div: TrainedHead
+    dom: HeadEnsemble
+    div: HeadEnsemble
     features: FeatureExtractor  # how records become the heads' inputs (the probe layer)
     fingerprint: str  # identity of the fitted model: its psi_div stage fingerprint (covers every input)
     samples: dict[str, list[dict[str, str]]] = field(default_factory=dict)

@@ -21,7 +21,7 @@ from daar.data.pool import Pool
 from daar.errors import ConfigError
 from daar.features.extract import FeatureExtractor
 from daar.method.centroids import Centroids
-from daar.method.naming import assign, calibrate, name_clusters
+from daar.method.naming import pseudo_label
 from daar.method.stage import Artifact, Stage, StageRunner
 
 
@@ -57,13 +57,10 @@ class PseudoLabels(Stage):
 
     def compute(self, runner: StageRunner) -> Artifact:
         art = runner.run(self.centroids).arrays
-        x, cents = calibrate(self.features(self.probe.records).astype(np.float64),
-                             art["centroids"].astype(np.float64), art.get("sample_std"), self.calibration)
-        clusters, centres = assign(x, cents, self.assignment, self.seed)
         names = [d.name for d in self.centroids.synthesis.domains]
-        naming = name_clusters(x, cents, centres, names, matched=self.assignment == "kmeans")
-        labels = np.asarray(naming["domain_of_cluster"], dtype=np.int64)[clusters]
-        naming.update(calibration=self.calibration, assignment=self.assignment)
+        labels, cents, naming = pseudo_label(self.features(self.probe.records), art["centroids"],
+                                             art.get("sample_std"), names, self.calibration, self.assignment,
+                                             self.seed)
         return Artifact({"labels": labels, "centroids": cents},
                         {"counts": np.bincount(labels, minlength=len(names)).tolist(),
                          "probe_ids": self.probe.ids, "naming": naming})

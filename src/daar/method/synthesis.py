@@ -42,7 +42,8 @@ class LazyGenerator:
 @dataclass(frozen=True, eq=False)
 class Synthesis(Stage):
     name = "synthesis"
-    version = 2  # 2: the attempt log moved to the stage store; dedup extractor declared
+    # 2: the attempt log moved to the stage store; dedup extractor declared; 3: cleaning filter, two-step mode
+    version = 3
 
     domains: tuple[Domain, ...]
     settings: Any  # the synthesis settings section (a frozen dataclass: every field is fingerprinted)

@@ -96,10 +96,16 @@ class SynthesisSettings(Section):
                                           default_text="--model")
     generator_url: str | None = setting(help="OpenAI-compatible server (e.g. vLLM) that generates instead of "
                                         "a local model", metavar="URL")
+    synthesis_mode: str = setting("json", choices=("two-step", "json"),
+                                  help="two-step: ask for one plain-text question, then answer it as an ordinary "
+                                  "chat turn (what small generators such as the bundled model manage); json: one "
+                                  "instruction/input/output JSON object per reply (the method's form, for strong "
+                                  "generators)")
     seeds_per_domain: int = setting(5, minimum=1, metavar="N", help="phase-1 seed samples per domain")
     samples_per_domain: int = setting(10, minimum=1, metavar="N", help="phase-2 samples to accept per domain")
     counter_examples: int = setting(3, minimum=0, metavar="N",
-                                    help="samples of the other domains shown in a prompt as counter-examples")
+                                    help="existing samples of the domain shown in a phase-2 prompt as "
+                                    "counter-examples (two-step mode: their instructions only)")
     tau: float = setting(0.85, help="phase-2 similarity threshold: a candidate at least this similar to an "
                          "accepted sample is rejected (a domain may set its own: the built-in mathematics "
                          "domain uses 0.90)")
@@ -107,6 +113,12 @@ class SynthesisSettings(Section):
     augment_temperature: float = setting(0.95, minimum=0, help="sampling temperature of the phase-2 candidates")
     top_p: float = setting(0.95, help="nucleus sampling mass of both phases")
     max_new_tokens: int = setting(2048, minimum=1, metavar="N", help="generation length limit")
+    question_tokens: int = setting(64, minimum=1, metavar="N",
+                                   help="two-step mode: length limit of a generated question (enough for one "
+                                   "question on a CPU or a GPU; more only lets small models ramble on)")
+    answer_tokens: int = setting(160, minimum=1, metavar="N",
+                                 help="two-step mode: length limit of a generated answer; the default keeps a CPU "
+                                 "run short (answers end mid-sentence), on a GPU 512-1024 lets them finish")
     max_attempts: int = setting(120, minimum=1, metavar="N",
                                 help="generation attempts per domain before the cap stops it (reported)")
     synth_batch: int = setting(8, minimum=1, metavar="N", help="candidates generated per batch")
@@ -150,6 +162,9 @@ class ProbeSettings(Section):
     probe_lr: float = setting(1e-5, help="learning rate of psi_dom and psi_div")
     probe_batch_size: int = setting(1, minimum=1, metavar="N", help="batch size of psi_dom and psi_div")
     val_fraction: float = setting(0.03, help="share of the probe set held out to report the heads' accuracy")
+    head_ensemble: int = setting(1, minimum=1, metavar="N",
+                                 help="train psi_dom and psi_div N times from different initialisations and "
+                                 "orders and average their predictions (1 = the paper)")
 
     def validate(self) -> Self:
         super().validate()

@@ -1,12 +1,20 @@
 """Two-phase domain synthesis with rejection sampling (METHOD.md steps 1-2).
 
-Phase 1 asks, per domain, for `seeds_per_domain` samples of that domain only (one per prompt). Phase 2 repeatedly
-shows `counter_examples` random existing samples and asks for one clearly different sample; it is
+Phase 1 asks, per domain, for `seeds_per_domain` samples of that domain only (one per prompt). Phase 2
+repeatedly shows `counter_examples` random existing samples and asks for one clearly different sample; it is
 accepted only if its cosine similarity to every existing sample of the domain is below tau.
-All active domains are served in one generation batch per round (batched generation is what makes
-this affordable on a CPU). Every attempt is logged with prompt, raw output, parse result, nearest
-similarity and verdict; a domain stops at `samples_per_domain` accepted samples or at
-`max_attempts`, and the cap is reported.
+
+Two ways to ask (`synthesis_mode`): json mode wants one instruction/input/output object per reply
+(the method's form; strong generators manage it). Two-step mode asks for one plain-text question
+(the reply prefilled with a short lead, phase 2 listing existing instructions), then sends each
+clean question back as an ordinary user turn and takes the reply as the output: small models that
+cannot keep a JSON object valid still write a question, and answer one well. Both modes clean
+every text and reject framing-only, echoed, duplicated or question-repeating ones (synth/clean.py).
+
+All active domains are served in one generation batch per step and phase per round (batched
+generation is what makes this affordable on a CPU). Every attempt is logged with prompt, raw
+output(s), cleaned sample or reason, nearest similarity and verdict; a domain stops at
+`samples_per_domain` accepted samples or at `max_attempts`, and the cap is reported.
 
 Resumability: each round uses a seed derived from (seed, round), and a round's log lines are
 appended together with an end-of-round marker. A rerun replays the complete rounds of the log and
@@ -26,15 +34,24 @@ from typing import Protocol
 import numpy as np
 
 from daar.io import atomic_write
-from daar.synth.backends import GenerationBackend
+from daar.synth.backends import Chat, GenerationBackend
+from daar.synth.clean import check_sample, clean_answer, clean_question, normalise
 from daar.synth.domains import Domain
 from daar.synth.parse import ParseError, parse_samples
-from daar.synth.prompts import augment_prompt, seed_prompt
+from daar.synth.prompts import (
+    QUESTION_LEAD,
+    answer_prompt,
+    augment_prompt,
+    json_frame,
+    question_frame,
+    question_prompt,
+    seed_prompt,
+)
 
 log = logging.getLogger(__name__)
 
-# The first tokens of the reply, prefilled so small models start the JSON we ask for.
-REPLY_PREFIX = {1: '{"instruction": "', 2: '{"instruction": "'}
+# The first tokens of a json-mode reply, prefilled so small models start the JSON we ask for.
+REPLY_PREFIX = '{"instruction": "'
 
 EmbedFn = Callable[[list[dict[str, str]]], np.ndarray]
 
@@ -49,7 +66,10 @@ class SynthSettings(Protocol):
     seed_temperature: float
     augment_temperature: float
     top_p: float
-    max_new_tokens: int
+    synthesis_mode: str  # "two-step" or "json"
+    max_new_tokens: int  # json mode
+    question_tokens: int  # two-step mode
+    answer_tokens: int  # two-step mode
     max_attempts: int
     synth_batch: int
     dedup_center: bool  # centre features on the mean of all samples before the cosine (see _similarity)
@@ -81,6 +101,15 @@ class DomainState:
                 "attempts": self.attempts, "capped": self.capped, "given": self.given}
 
 
+@dataclass
+class Job:
+    """One attempt of a round: whose it is, in which phase, and the prompt that asks for it."""
+
+    st: DomainState
+    phase: int
+    prompt: Chat
+
+
 def _cos_max(candidate: np.ndarray, existing: np.ndarray) -> float:
     if len(existing) == 0:
         return 0.0
@@ -99,6 +128,9 @@ class Synthesizer:
         self.s = settings
         self.log_path = Path(log_path)
         self.states = {d.name: DomainState(d) for d in domains}
+        self.two_step = settings.synthesis_mode == "two-step"
+        frame = question_frame if self.two_step else json_frame
+        self.frames = {d.name: frame(d, domains) for d in domains}  # a prompt's own wording, for echo checks
         for d in domains:
             if d.examples:
                 self.states[d.name].seeds = list(d.examples)
@@ -141,9 +173,9 @@ class Synthesizer:
             st.capped = True
 
     # -- one round -------------------------------------------------------------------------------
-    def _round(self, r: int) -> list[dict]:
-        rng = random.Random(f"{self.seed}-{r}")
-        jobs = []  # (domain state, phase, prompt)
+    def _jobs(self, rng: random.Random) -> list[Job]:
+        """This round's attempts: the missing seeds of phase-1 domains, a share of the batch for phase 2."""
+        jobs = []
         active = [st for st in self.states.values() if st.phase(self.s) is not None]
         per_domain = max(1, self.s.synth_batch // max(1, len(active)))
         for st in active:
@@ -151,52 +183,118 @@ class Synthesizer:
             phase = st.phase(self.s)
             want = self.s.seeds_per_domain - len(st.seeds) if phase == 1 else per_domain
             for _ in range(min(want, left)):
-                if phase == 1:
+                k = min(self.s.counter_examples, len(st.samples))
+                shown = rng.sample(st.samples, k) if phase == 2 else []
+                if self.two_step:
+                    prompt = question_prompt(st.domain, self.domains, [x["instruction"] for x in shown])
+                elif phase == 1:
                     prompt = seed_prompt(st.domain, self.domains)
                 else:
-                    k = min(self.s.counter_examples, len(st.samples))
-                    prompt = augment_prompt(st.domain, self.domains, rng.sample(st.samples, k))
-                jobs.append((st, phase, prompt))
+                    prompt = augment_prompt(st.domain, self.domains, shown)
+                jobs.append(Job(st, phase, prompt))
+        return jobs
+
+    def _generate(self, jobs: list[Job], chats: list[Chat], rng: random.Random, max_new_tokens: int,
+                  prefix: str) -> list[str]:
+        """One reply per chat, all domains in one generate() call per phase (the phases sample at their
+        own temperatures, so only a round that mixes phases makes two calls)."""
         by_phase: dict[int, list[int]] = {}
-        for i, (_, phase, _) in enumerate(jobs):
-            by_phase.setdefault(phase, []).append(i)
+        for i, job in enumerate(jobs):
+            by_phase.setdefault(job.phase, []).append(i)
         outputs: list[str] = [""] * len(jobs)
         for phase, idx in sorted(by_phase.items()):
             temp = self.s.seed_temperature if phase == 1 else self.s.augment_temperature
-            gen = self.backend.generate([jobs[i][2] for i in idx], n=1, temperature=temp, top_p=self.s.top_p,
-                                        max_new_tokens=self.s.max_new_tokens, seed=rng.randrange(2**31),
-                                        prefix=REPLY_PREFIX[phase])
+            gen = self.backend.generate([chats[i] for i in idx], n=1, temperature=temp, top_p=self.s.top_p,
+                                        max_new_tokens=max_new_tokens, seed=rng.randrange(2**31), prefix=prefix)
             for i, outs in zip(idx, gen, strict=True):
                 outputs[i] = outs[0] if outs else ""
+        return outputs
+
+    def _round(self, r: int) -> list[dict]:
+        rng = random.Random(f"{self.seed}-{r}")
+        jobs = self._jobs(rng)
+        return self._two_step_round(r, rng, jobs) if self.two_step else self._json_round(r, rng, jobs)
+
+    def _entry(self, r: int, job: Job, **raw: str | None) -> dict:
+        return {"round": r, "domain": job.st.domain.name, "phase": job.phase, "mode": self.s.synthesis_mode,
+                "prompt": job.prompt[-1]["content"], **raw, "parsed": None, "error": None, "similarity": None,
+                "accepted": False, "accepted_samples": []}
+
+    def _known(self) -> set[str]:
+        """Normalised instructions of every sample so far: a new one must not repeat any of them."""
+        return {normalise(x["instruction"]) for st in self.states.values() for x in st.samples}
+
+    def _json_round(self, r: int, rng: random.Random, jobs: list[Job]) -> list[dict]:
+        """One JSON reply per attempt, parsed, cleaned, then judged."""
+        outputs = self._generate(jobs, [j.prompt for j in jobs], rng, self.s.max_new_tokens, REPLY_PREFIX)
         entries = []
-        for (st, phase, prompt), raw in zip(jobs, outputs, strict=True):
-            entry = {"round": r, "domain": st.domain.name, "phase": phase, "prompt": prompt[-1]["content"],
-                     "raw": raw, "parsed": None, "error": None, "similarity": None, "accepted": False,
-                     "accepted_samples": []}
+        for job, raw in zip(jobs, outputs, strict=True):
+            entry = self._entry(r, job, raw=raw)
             try:
                 parsed = parse_samples(raw)
             except ParseError as exc:
-                entry["error"] = str(exc)
-                entries.append(entry)
-                self._apply(entry)
-                continue
-            if phase == 1:
-                need = self.s.seeds_per_domain - len(st.seeds)
-                known = {json.dumps(x, sort_keys=True) for x in st.samples}
-                fresh = [p for p in parsed if json.dumps(p, sort_keys=True) not in known][:need]
-                entry.update(parsed=parsed, accepted=bool(fresh), accepted_samples=fresh,
-                             error=None if fresh else "only duplicates of existing seeds")
-            elif st.phase(self.s) != 2:  # an earlier candidate of this round already reached the target
-                entry.update(parsed=parsed[0], error="not needed: the domain reached its target in this round")
-            else:
-                cand = parsed[0]
-                sim = self._similarity(st, cand)
-                tau = st.domain.threshold(self.s.tau)
-                entry.update(parsed=cand, similarity=round(sim, 6), accepted=sim < tau,
-                             accepted_samples=[cand] if sim < tau else [])
+                parsed, entry["error"] = [], str(exc)
+            known, fresh, reasons = self._known(), [], []
+            for sample in parsed:
+                cleaned, reason = check_sample(sample, prompt=self.frames[job.st.domain.name], existing=known)
+                if reason is None:
+                    fresh.append(cleaned)
+                    known.add(normalise(cleaned["instruction"]))
+                else:
+                    reasons.append(reason)
+            if parsed and not fresh:
+                entry.update(parsed=parsed if job.phase == 1 else parsed[0], error=reasons[0])
+            elif fresh:
+                self._judge(entry, job, fresh, parsed=fresh if job.phase == 1 else fresh[0])
             entries.append(entry)
             self._apply(entry)
         return entries
+
+    def _two_step_round(self, r: int, rng: random.Random, jobs: list[Job]) -> list[dict]:
+        """Questions for every attempt in one batch; the clean ones are answered in a second batch."""
+        raw_questions = self._generate(jobs, [j.prompt for j in jobs], rng, self.s.question_tokens,
+                                       QUESTION_LEAD)
+        known, verdicts = self._known(), []
+        for job, raw in zip(jobs, raw_questions, strict=True):
+            verdict = clean_question(raw, lead=QUESTION_LEAD, prompt=self.frames[job.st.domain.name],
+                                     existing=known)
+            if verdict.ok:
+                known.add(normalise(verdict.text))  # two attempts of one round must not ask the same question
+            verdicts.append(verdict)
+        asked = [i for i, v in enumerate(verdicts) if v.ok]
+        answers = self._generate([jobs[i] for i in asked], [answer_prompt(verdicts[i].text) for i in asked],
+                                 rng, self.s.answer_tokens, "")
+        raw_answers = dict(zip(asked, answers, strict=True))
+        entries = []
+        for i, (job, question) in enumerate(zip(jobs, verdicts, strict=True)):
+            entry = self._entry(r, job, raw_question=raw_questions[i], raw_answer=raw_answers.get(i))
+            if not question.ok:
+                entry["error"] = question.reason
+            else:
+                answer = clean_answer(raw_answers[i], question=question.text)
+                sample = {"instruction": question.text, "input": "", "output": answer.text}
+                if answer.ok:
+                    self._judge(entry, job, [sample], parsed=sample)
+                else:
+                    entry.update(parsed=sample, error=answer.reason)
+            entries.append(entry)
+            self._apply(entry)
+        return entries
+
+    def _judge(self, entry: dict, job: Job, candidates: list[dict[str, str]], parsed: object) -> None:
+        """Accept clean candidates: phase 1 up to the missing seeds, phase 2 one that is below tau."""
+        st = job.st
+        entry["parsed"] = parsed
+        if st.phase(self.s) != job.phase:  # an earlier attempt of this round already reached the target
+            entry["error"] = "not needed: the domain reached its target in this round"
+        elif job.phase == 1:
+            fresh = candidates[: self.s.seeds_per_domain - len(st.seeds)]
+            entry.update(accepted=True, accepted_samples=fresh)
+        else:
+            cand = candidates[0]
+            sim = self._similarity(st, cand)
+            ok = sim < st.domain.threshold(self.s.tau)
+            entry.update(similarity=round(sim, 6), accepted=ok, accepted_samples=[cand] if ok else [])
 
     def _similarity(self, st: DomainState, cand: dict[str, str]) -> float:
         """Highest cosine between the candidate and the domain's existing samples.

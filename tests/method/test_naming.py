@@ -1,0 +1,178 @@
+"""Step 4's corrections (issue 10): calibration of the synthesized centroids, names by optimal
+matching, naming margins, the close-centroid warning, and the refusal of name-based strategies
+when a name is unsure. Golden cases on small fixed 2-D arrays, then the wiring on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import yaml
+
+from daar import Config, DaaRModel, Pool
+from daar.cli import main
+from daar.errors import ConfigError
+from daar.method.naming import (
+    ASSIGNMENTS,
+    CALIBRATIONS,
+    calibrate,
+    margins,
+    name_clusters,
+    pseudo_label,
+    warn_close_domains,
+)
+from daar.runs.select import DaaR
+
+NAMES = ["a", "b", "c"]
+MEANS = np.array([[0.0, 8.0], [-7.0, -4.0], [7.0, -4.0]])  # the three real domains' centres
+
+
+@pytest.fixture
+def blobs() -> tuple[np.ndarray, np.ndarray]:
+    """40 points around each of MEANS (std 1) and their true domain."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([m + rng.normal(0, 1, (40, 2)) for m in MEANS])
+    return x, np.repeat(np.arange(3), 40)
+
+
+def _labels(x, centroids, calibration, assignment):
+    return pseudo_label(x, centroids, np.ones(2), NAMES, calibration, assignment, seed=0)
+
+
+def test_matched_naming_fixes_the_initialisation_order(blobs):
+    """Synthesized centroids = the real centres + (0, 40): k-means finds the three clusters, but the
+    cluster started at a's centroid ends on another domain; matching final centres to centroids
+    names all three right."""
+    x, y = blobs
+    cents = MEANS + [0.0, 40.0]
+    by_order, _, fixed = _labels(x, cents, "none", "kmeans-init-order")
+    by_match, _, matched = _labels(x, cents, "none", "kmeans")
+    assert np.mean(by_order == y) == pytest.approx(1 / 3) and fixed["order"] == "fixed"
+    assert np.array_equal(by_match, y) and matched["order"] == "matched"
+    assert sorted(matched["domain_of_cluster"]) == [0, 1, 2] and matched["domain_of_cluster"] != [0, 1, 2]
+    assert all(m > 0.5 for m in matched["margins"].values())
+    assert min(fixed["margins"].values()) < 0  # the paper's naming: a better naming exists
+
+
+def test_an_offset_breaks_uncalibrated_kmeans_and_the_shift_repairs_it(blobs):
+    x, y = blobs
+    cents = MEANS + [30.0, 30.0]
+    raw, _, _ = _labels(x, cents, "none", "kmeans")
+    assert np.mean(raw == y) < 0.6
+    for calibration in ("shift", "standardize"):
+        labels, calibrated, naming = _labels(x, cents, calibration, "kmeans")
+        assert np.array_equal(labels, y), calibration
+        assert naming["calibration"] == calibration
+    shifted, _, _ = _labels(x, cents, "shift", "nearest")
+    assert np.array_equal(shifted, y)
+
+
+def test_calibrate_values():
+    x = np.array([[0.0, 0.0], [2.0, 4.0]])  # mean (1, 2), std (1, 2)
+    c = np.array([[10.0, 10.0], [12.0, 14.0]])  # mean (11, 12)
+    assert calibrate(x, c, None, "none")[1] is c
+    assert np.allclose(calibrate(x, c, None, "shift")[1], [[0.0, 0.0], [2.0, 4.0]])
+    xz, cz = calibrate(x, c, np.array([2.0, 1.0]), "standardize")
+    assert np.allclose(xz, [[-1.0, -1.0], [1.0, 1.0]]) and np.allclose(cz, [[-0.5, -2.0], [0.5, 2.0]])
+    with pytest.raises(ValueError, match="unknown calibration"):
+        calibrate(x, c, None, "rotate")
+
+
+def test_margin_is_the_loss_of_the_best_naming_without_that_pair():
+    sim = np.array([[0.9, 0.8, 0.0], [0.7, 0.9, 0.0], [0.0, 0.0, 1.0]])
+    # identity 2.8; without (0, 0) or (1, 1) the best is the swap 0.8 + 0.7 + 1 = 2.5; without (2, 2): 0.9
+    assert np.allclose(margins(sim, np.array([0, 1, 2])), [0.3, 0.3, 1.9])
+    assert np.allclose(margins(sim, np.array([1, 0, 2]))[:2], [-0.3, -0.3])  # a worse naming: negative
+    assert np.allclose(margins(np.ones((1, 1)), np.array([0])), [2.0])
+
+
+def test_name_clusters_relabels_and_keys_margins_by_domain():
+    x = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    cents = np.array([[3.0, 1.0], [1.0, 1.0]])  # about their mean (2, 1): a points right, b left
+    centres = np.array([[-5.0, 0.0], [5.0, 0.0]])  # cluster 0 lies to the left, cluster 1 to the right
+    nm = name_clusters(x, cents, centres, ["a", "b"], matched=True)
+    assert nm["domain_of_cluster"] == [1, 0]
+    assert nm["similarity"] == [[1.0, -1.0], [-1.0, 1.0]]  # row d = the cluster named d
+    assert nm["margins"] == {"a": 4.0, "b": 4.0}  # cosines 1 + 1 against the swap's -1 - 1
+
+
+def test_close_centroids_warn_naming_both_domains(caplog):
+    x = np.random.default_rng(1).normal(0, 1, (60, 2))
+    cents = np.array([[2.0, 0.0], [2.1, 0.0], [-2.0, 0.0]])  # a and b: 0.1 probe std apart
+    nm = name_clusters(x, cents, cents, NAMES, matched=True)
+    assert [p[:2] for p in nm["close_pairs"]] == [["a", "b"]]
+    assert nm["separation"]["a/c"] > 2
+    with caplog.at_level(logging.WARNING, logger="daar.method.naming"):
+        warn_close_domains(nm)
+    (rec,) = caplog.records
+    assert "domains a and b" in rec.getMessage() and "domains.yaml" in rec.getMessage()
+
+
+def test_the_settings_choices_are_the_methods():
+    assert Config.field_info("calibration").choices == CALIBRATIONS
+    assert Config.field_info("assignment").choices == ASSIGNMENTS
+    assert Config().probes.calibration == "shift" and Config().probes.assignment == "kmeans"
+
+
+def test_reference_preset_keeps_the_papers_pseudo_labels():
+    cfg = Config(preset="reference").apply_preset()
+    assert cfg.probes.calibration == "none" and cfg.probes.assignment == "kmeans-init-order"
+
+
+# -- wiring on the tiny model ----------------------------------------------------------------------
+def test_calibration_reaches_the_pseudo_label_fingerprint(select_kwargs, pool_file, tmp_path):
+    kw = {**select_kwargs, "until": "pseudo-labels"}
+    DaaR(**kw).select(pool_file, tmp_path / "a")
+    again = DaaR(**{**kw, "calibration": "none"}).select(pool_file, tmp_path / "b")
+    skipped = {s["name"]: s["skipped_on_rerun"] for s in again["stages"]}
+    assert skipped["centroids"] and not skipped["pseudo-labels"]
+
+
+def test_model_carries_the_naming_and_saves_it(select_kwargs, pool_file, tmp_path):
+    cfg = Config.from_mapping({k: v for k, v in select_kwargs.items() if k not in ("budget", "probe_size")})
+    model = DaaRModel.fit(cfg.validate(), Pool.load(pool_file).sample(24, seed=42))
+    assert set(model.naming["margins"]) == set(model.domain_names) and model.naming["calibration"] == "shift"
+    assert model.unsure_domains(1e9) == model.naming["margins"] and model.naming_confident(-1e9)
+    assert DaaRModel.load(model.save(tmp_path / "m.npz")).naming == model.naming
+
+
+def test_identical_domain_examples_warn_at_fit(select_kwargs, pool_file, tmp_path, caplog):
+    doms = yaml.safe_load(open(select_kwargs["domains"]))
+    doms[1]["examples"] = doms[0]["examples"]  # reasoning written exactly like common_sense
+    path = tmp_path / "same.yaml"
+    path.write_text(yaml.safe_dump(doms))
+    kw = {k: v for k, v in select_kwargs.items() if k not in ("budget", "probe_size")}
+    cfg = Config.from_mapping({**kw, "domains": str(path)}).validate()
+    with caplog.at_level(logging.WARNING, logger="daar.method.naming"):
+        DaaRModel.fit(cfg, Pool.load(pool_file).sample(24, seed=42))
+    assert any("domains common_sense and reasoning" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("strategy,major", [("balanced", None), ("customized", "coding")])
+def test_grouped_strategies_refuse_unsure_names_unless_forced(select_kwargs, pool_file, tmp_path, strategy, major):
+    kw = {**select_kwargs, "strategy": strategy, "major": major, "min_naming_margin": 1e9}
+    with pytest.raises(ConfigError) as err:
+        DaaR(**kw).select(pool_file, tmp_path / "refused")
+    msg = str(err.value)
+    assert f"--strategy {strategy}" in msg and "common_sense (margin " in msg and "coding (margin " in msg
+    assert "domains.yaml" in msg and "--force-naming" in msg
+    m = DaaR(**{**kw, "force_naming": True}).select(pool_file, tmp_path / "forced")
+    naming = m["metadata"]["naming"]
+    assert naming["forced"] and not naming["confident"] and set(naming["unsure"]) == set(naming["margins"])
+    top = DaaR(**{**kw, "strategy": "top", "major": None}).select(pool_file, tmp_path / "top")
+    assert not top["metadata"]["naming"]["forced"]  # top does not use names
+    assert "Naming of the pseudo-domains" in (tmp_path / "forced" / "report.html").read_text()
+
+
+def test_cli_refusal_exits_2(select_kwargs, pool_file, tmp_path, capsys):
+    args = ["select", "--data", str(pool_file), "--out", str(tmp_path / "cli"), "--strategy", "balanced",
+            "--min-naming-margin", "1e9"]
+    for key in ("model", "domains", "dtype", "max_length", "probe_size", "probe_epochs", "budget", "layer"):
+        args += ["--" + key.replace("_", "-"), str(select_kwargs[key])]
+    assert main(args) == 2
+    assert "--force-naming" in capsys.readouterr().err
+    assert main([*args, "--force-naming"]) == 0
+    meta = json.loads((tmp_path / "cli" / "manifest.json").read_text())["metadata"]
+    assert meta["naming"]["forced"] and meta["naming"]["min_margin"] == 1e9
