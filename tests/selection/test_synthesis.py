@@ -79,8 +79,9 @@ class RecordedBackend(GenerationBackend):
         return out
 
 
-def _sample(i):
-    return json.dumps({"instruction": f"task {i}", "input": "", "output": f"answer {i}"})
+def _sample(i, verb="do"):
+    """A valid JSON sample; another verb gives a near-duplicate (same features, other text)."""
+    return json.dumps({"instruction": f"{verb} task number {i}", "input": "", "output": f"answer {i}"})
 
 
 def _embed(samples):
@@ -94,14 +95,14 @@ def _embed(samples):
 def test_rejection_sampling_accepts_only_dissimilar_samples_and_logs_every_attempt(tmp_path):
     doms = [Domain("a", "first"), Domain("b", "second", examples=[{"instruction": "task 50", "input": "", "output": "x"}])]
     seeds = "[" + ",".join(_sample(i) for i in range(2)) + "]"
-    outputs = [seeds, "garbage", _sample(1), _sample(7), _sample(7), _sample(8)]
-    s = SynthesisSettings(seeds_per_domain=2, samples_per_domain=2, counter_examples=1, max_attempts=20, synth_batch=1,
+    outputs = [seeds, "garbage", _sample(1, "redo"), _sample(7), _sample(7, "redo"), _sample(8)]
+    s = SynthesisSettings(synthesis_mode="json", seeds_per_domain=2, samples_per_domain=2, counter_examples=1, max_attempts=20, synth_batch=1,
                       dedup_center=False)
     log_path = tmp_path / "attempts.jsonl"
     states = Synthesizer(doms, RecordedBackend(outputs), _embed, s, 1, log_path).run()
     a = states["a"]
-    assert [x["instruction"] for x in a.seeds] == ["task 0", "task 1"]
-    assert [x["instruction"] for x in a.augmented] == ["task 7", "task 8"]
+    assert [x["instruction"] for x in a.seeds] == ["do task number 0", "do task number 1"]
+    assert [x["instruction"] for x in a.augmented] == ["do task number 7", "do task number 8"]
     assert a.attempts == 6 and not a.capped
     assert states["b"].given and states["b"].attempts == 0
     entries = [json.loads(line) for line in open(log_path) if "round_done" not in line]
@@ -119,38 +120,38 @@ def test_centring_removes_a_shared_direction_before_the_threshold(tmp_path):
 
     doms = [Domain("a", "first"), Domain("b", "second", examples=[{"instruction": f"task {i}", "input": "", "output": "x"}
                                                                  for i in (40, 41, 42)])]
-    outputs = ["[" + _sample(0) + "," + _sample(1) + "]", _sample(1), _sample(9)]
+    outputs = ["[" + _sample(0) + "," + _sample(1) + "]", _sample(1, "redo"), _sample(9)]
     raw = Synthesizer(doms, RecordedBackend(outputs), shifted,
-                      SynthesisSettings(seeds_per_domain=2, samples_per_domain=1, max_attempts=3, synth_batch=1,
+                      SynthesisSettings(synthesis_mode="json", seeds_per_domain=2, samples_per_domain=1, max_attempts=3, synth_batch=1,
                                         dedup_center=False), 42, tmp_path / "raw.jsonl").run()
     assert raw["a"].augmented == []
     centred = Synthesizer(doms, RecordedBackend(outputs), shifted,
-                          SynthesisSettings(seeds_per_domain=2, samples_per_domain=1, max_attempts=3, synth_batch=1),
+                          SynthesisSettings(synthesis_mode="json", seeds_per_domain=2, samples_per_domain=1, max_attempts=3, synth_batch=1),
                           42, tmp_path / "centred.jsonl").run()
-    assert [x["instruction"] for x in centred["a"].augmented] == ["task 9"]
+    assert [x["instruction"] for x in centred["a"].augmented] == ["do task number 9"]
 
 
 def test_a_round_never_accepts_more_than_the_target(tmp_path):
     doms = [Domain("a", "first")]
     outputs = ["[" + _sample(0) + "]", _sample(5), _sample(6), _sample(7), _sample(8)]
-    s = SynthesisSettings(seeds_per_domain=1, samples_per_domain=2, max_attempts=10, synth_batch=4, dedup_center=False)
+    s = SynthesisSettings(synthesis_mode="json", seeds_per_domain=1, samples_per_domain=2, max_attempts=10, synth_batch=4, dedup_center=False)
     states = Synthesizer(doms, RecordedBackend(outputs), _embed, s, 42, tmp_path / "log.jsonl").run()
-    assert [x["instruction"] for x in states["a"].augmented] == ["task 5", "task 6"]
+    assert [x["instruction"] for x in states["a"].augmented] == ["do task number 5", "do task number 6"]
     entries = [json.loads(line) for line in open(tmp_path / "log.jsonl") if "round_done" not in line]
     assert [e["error"] for e in entries[-2:]] == ["not needed: the domain reached its target in this round"] * 2
 
 
 def test_attempt_cap_stops_a_domain_and_is_reported(tmp_path):
     doms = [Domain("a", "first"), Domain("b", "second")]
-    s = SynthesisSettings(seeds_per_domain=1, samples_per_domain=3, max_attempts=4, synth_batch=2)
+    s = SynthesisSettings(synthesis_mode="json", seeds_per_domain=1, samples_per_domain=3, max_attempts=4, synth_batch=2)
     states = Synthesizer(doms, RecordedBackend([]), _embed, s, 42, tmp_path / "log.jsonl").run()
     assert all(st.capped and st.attempts == 4 and not st.samples for st in states.values())
 
 
 def test_interrupted_synthesis_resumes_to_the_same_samples(tmp_path):
     doms = [Domain("a", "first")]
-    outputs = ["[" + _sample(0) + "]", _sample(3), _sample(3), _sample(4), _sample(5)]
-    s = SynthesisSettings(seeds_per_domain=1, samples_per_domain=3, counter_examples=1, max_attempts=10, synth_batch=1)
+    outputs = ["[" + _sample(0) + "]", _sample(3), _sample(3, "redo"), _sample(4), _sample(5)]
+    s = SynthesisSettings(synthesis_mode="json", seeds_per_domain=1, samples_per_domain=3, counter_examples=1, max_attempts=10, synth_batch=1)
     full = Synthesizer(doms, RecordedBackend(outputs), _embed, s, 42, tmp_path / "full.jsonl").run()
     # keep two complete rounds plus a torn line, as a kill mid-write would leave it
     lines = open(tmp_path / "full.jsonl").read().splitlines(keepends=True)
@@ -167,7 +168,7 @@ def test_generation_path_with_a_tiny_model_logs_and_never_crashes(tiny_llama, tm
     outs = backend.generate([[{"role": "user", "content": "Write JSON"}]] * 2, n=2, max_new_tokens=8, seed=0)
     assert len(outs) == 2 and all(len(o) == 2 and all(isinstance(t, str) for t in o) for o in outs)
     doms = load_domains(None)[:2]
-    s = SynthesisSettings(seeds_per_domain=1, samples_per_domain=1, max_new_tokens=8, max_attempts=2, synth_batch=4)
+    s = SynthesisSettings(synthesis_mode="json", seeds_per_domain=1, samples_per_domain=1, max_new_tokens=8, max_attempts=2, synth_batch=4)
     states = Synthesizer(doms, backend, _embed, s, 42, tmp_path / "log.jsonl").run()
     entries = [json.loads(line) for line in open(tmp_path / "log.jsonl") if "round_done" not in line]
     assert len(entries) == sum(st.attempts for st in states.values()) == 4

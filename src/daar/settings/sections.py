@@ -96,7 +96,10 @@ class SynthesisSettings(Section):
                                           default_text="--model")
     generator_url: str | None = setting(help="OpenAI-compatible server (e.g. vLLM) that generates instead of "
                                         "a local model", metavar="URL")
-    synthesis_mode: str = setting("json", choices=("two-step", "json"),
+    # Default two-step, measured with the bundled model on 2 cores (README, "Synthesis a small model can
+    # do"): 12 samples in each of the 4 domains in 311 s, while json mode capped every domain at 4-6
+    # samples (mostly meta text) in 405 s.
+    synthesis_mode: str = setting("two-step", choices=("two-step", "json"),
                                   help="two-step: ask for one plain-text question, then answer it as an ordinary "
                                   "chat turn (what small generators such as the bundled model manage); json: one "
                                   "instruction/input/output JSON object per reply (the method's form, for strong "
@@ -112,7 +115,9 @@ class SynthesisSettings(Section):
     seed_temperature: float = setting(0.9, minimum=0, help="sampling temperature of the phase-1 seeds")
     augment_temperature: float = setting(0.95, minimum=0, help="sampling temperature of the phase-2 candidates")
     top_p: float = setting(0.95, help="nucleus sampling mass of both phases")
-    max_new_tokens: int = setting(2048, minimum=1, metavar="N", help="generation length limit")
+    max_new_tokens: int = setting(2048, minimum=1, metavar="N",
+                                  help="json mode: length limit of a reply (the paper's 2048 suits a GPU; 160-256 "
+                                  "on a CPU)")
     question_tokens: int = setting(64, minimum=1, metavar="N",
                                    help="two-step mode: length limit of a generated question (enough for one "
                                    "question on a CPU or a GPU; more only lets small models ramble on)")
@@ -121,7 +126,8 @@ class SynthesisSettings(Section):
                                  "run short (answers end mid-sentence), on a GPU 512-1024 lets them finish")
     max_attempts: int = setting(120, minimum=1, metavar="N",
                                 help="generation attempts per domain before the cap stops it (reported)")
-    synth_batch: int = setting(8, minimum=1, metavar="N", help="candidates generated per batch")
+    synth_batch: int = setting(16, minimum=1, metavar="N",
+                               help="candidates generated per batch, all domains together (a GPU takes 64-128)")
     dedup_center: bool = setting(True, help="centre features before the phase-2 cosine (small models need it); "
                                  "--no-dedup-center compares raw features, as the reference scripts do")
 

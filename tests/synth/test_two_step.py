@@ -1,0 +1,166 @@
+"""Two-step synthesis: question, then answer as an ordinary chat turn; batching per step, the attempt
+log, resume, determinism, the stage fingerprint, and the real generation path with a tiny model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import numpy as np
+
+from daar.method.synthesis import Synthesis
+from daar.settings import SynthesisSettings
+from daar.synth.backends import GenerationBackend, HFBackend
+from daar.synth.domains import Domain, load_domains
+from daar.synth.prompts import QUESTION_LEAD
+from daar.synth.sampler import Synthesizer
+
+DOMS = [Domain("a", "first things"), Domain("b", "second things")]
+
+
+def two_step(**kw) -> SynthesisSettings:
+    base = {"synthesis_mode": "two-step", "seeds_per_domain": 2, "samples_per_domain": 2, "counter_examples": 2,
+            "max_attempts": 12, "synth_batch": 4, "dedup_center": False, "question_tokens": 12, "answer_tokens": 20}
+    return SynthesisSettings(**{**base, **kw})
+
+
+def _embed(samples):
+    """One-hot by the first number in the instruction: equal numbers are near-duplicates."""
+    feats = np.zeros((len(samples), 64))
+    for j, s in enumerate(samples):
+        feats[j, int(re.search(r"\d+", s["instruction"]).group()) % 64] = 1.0
+    return feats
+
+
+class ScriptedBackend(GenerationBackend):
+    """Questions and answers from two queues; records every call (prompts, prefix, length)."""
+
+    identity = "scripted"
+
+    def __init__(self, questions, answers):
+        self.questions, self.answers, self.calls = list(questions), list(answers), []
+
+    def generate(self, prompts, *, n=1, temperature=0.9, top_p=0.95, max_new_tokens=512, seed=None, prefix=""):
+        self.calls.append({"prompts": prompts, "prefix": prefix, "max_new_tokens": max_new_tokens})
+        queue = self.questions if prefix else self.answers
+        return [[prefix + (queue.pop(0) if queue else "")] for _ in prompts]
+
+
+class HashBackend(GenerationBackend):
+    """Replies that depend only on (seed, position, prompt), like a seeded model, so reruns can be compared."""
+
+    identity = "hash"
+
+    def __init__(self):
+        self.calls = 0
+
+    def generate(self, prompts, *, n=1, temperature=0.9, top_p=0.95, max_new_tokens=512, seed=None, prefix=""):
+        self.calls += 1
+        out = []
+        for j, chat in enumerate(prompts):
+            h = int(hashlib.sha256(f"{seed}-{j}-{chat[-1]['content']}".encode()).hexdigest(), 16)
+            text = f'How would you handle case number {h % 23}?" and then chatter' if prefix else f"Carefully, {h % 7}."
+            out.append([prefix + text])
+        return out
+
+
+def _entries(path):
+    return [json.loads(line) for line in open(path) if "round_done" not in line]
+
+
+def test_two_step_asks_then_answers_in_one_batch_per_step_and_logs_every_attempt(tmp_path):
+    questions = ['Why do task 1?"', 'Sure! Here is a question: "Why do task 2?"', 'Why do task 3?"',
+                 "I'm ready to assist.", 'Why redo task 1?"', 'Why do task 7?"', 'Why do task 8?"', 'Why do task 9?"']
+    answers = ["Because of 1.", "Because of 2.", "Because of 3.", "Redone.", "Why do task 7?", "Because of 8.",
+               "Because of 9."]
+    backend = ScriptedBackend(questions, answers)
+    s = two_step()
+    states = Synthesizer(DOMS[:1] + [Domain("b", "x", examples=[{"instruction": "task 50", "input": "", "output": "y"}])],
+                         backend, _embed, s, 3, tmp_path / "log.jsonl").run()
+    a = states["a"]
+    assert [x["instruction"] for x in a.seeds] == ["Why do task 1?", "Why do task 2?"]
+    assert a.seeds[0] == {"instruction": "Why do task 1?", "input": "", "output": "Because of 1."}
+    assert [x["instruction"] for x in a.augmented] == ["Why do task 3?", "Why do task 8?"]
+    # round 0: one question call (2 seeds), one answer call; every later round the same pair
+    assert [(len(c["prompts"]), c["prefix"], c["max_new_tokens"]) for c in backend.calls[:2]] == [
+        (2, QUESTION_LEAD, 12), (2, "", 20)]
+    assert backend.calls[1]["prompts"][0] == [{"role": "user", "content": "Why do task 1?"}]
+    entries = _entries(tmp_path / "log.jsonl")
+    assert len(entries) == a.attempts == 10  # 2 seeds + 2 rounds of 4 phase-2 candidates
+    assert all({"prompt", "raw_question", "raw_answer", "parsed", "error", "similarity", "accepted"} <= set(e)
+               for e in entries)
+    verdicts = [(e["accepted"], e["error"]) for e in entries]
+    assert verdicts[2] == (True, None)  # "Why do task 3?": a phase-2 candidate unlike both seeds
+    assert "not a question" in verdicts[3][1] and entries[3]["raw_answer"] is None  # never answered
+    assert verdicts[4][0] is False and entries[4]["similarity"] == 1.0  # "redo task 1": too similar
+    assert verdicts[5][1] == "answer repeats the question"
+    assert verdicts[6:] == [(True, None), (False, "not needed: the domain reached its target in this round"),
+                            (False, "empty question"), (False, "empty question")]
+
+
+def test_phase_two_lists_existing_instructions_only(tmp_path):
+    backend = ScriptedBackend(['Why do task 1?"', 'Why do task 2?"', 'Why do task 3?"'],
+                              ["SECRET ANSWER one.", "SECRET ANSWER two.", "Fine."])
+    Synthesizer(DOMS[:1], backend, _embed, two_step(samples_per_domain=1), 0, tmp_path / "log.jsonl").run()
+    phase2 = backend.calls[2]["prompts"][0][-1]["content"]
+    assert "- Why do task 1?" in phase2 and "- Why do task 2?" in phase2 and "SECRET" not in phase2
+
+
+def test_two_questions_of_one_round_are_never_the_same(tmp_path):
+    backend = ScriptedBackend(['Why do task 1?"', 'why do TASK 1?"', 'Why do task 2?"'], ["One.", "Two.", "Three."])
+    states = Synthesizer(DOMS[:1], backend, _embed, two_step(samples_per_domain=1, max_attempts=3), 0,
+                         tmp_path / "log.jsonl").run()
+    assert [e["error"] for e in _entries(tmp_path / "log.jsonl")][:2] == [None, "duplicate of an existing sample"]
+    assert [x["instruction"] for x in states["a"].seeds] == ["Why do task 1?", "Why do task 2?"]
+
+
+def test_interrupted_two_step_synthesis_resumes_to_the_same_samples(tmp_path):
+    s = two_step(seeds_per_domain=3, samples_per_domain=4, max_attempts=30, tau=0.5)
+    full = Synthesizer(DOMS, HashBackend(), _embed, s, 5, tmp_path / "full.jsonl").run()
+    lines = open(tmp_path / "full.jsonl").read().splitlines(keepends=True)
+    done = [i for i, line in enumerate(lines) if "round_done" in line]
+    assert len(done) >= 3
+    (tmp_path / "cut.jsonl").write_text("".join(lines[: done[1] + 1]) + lines[done[1] + 1][:25])  # torn line
+    backend = HashBackend()
+    resumed = Synthesizer(DOMS, backend, _embed, s, 5, tmp_path / "cut.jsonl").run()
+    assert backend.calls < 2 * len(done)  # the first two rounds were replayed, not generated
+    for name in ("a", "b"):
+        assert resumed[name].samples == full[name].samples and resumed[name].attempts == full[name].attempts
+    assert open(tmp_path / "cut.jsonl").read() == open(tmp_path / "full.jsonl").read()
+
+
+def test_new_settings_reach_the_synthesis_fingerprint():
+    def fp(**kw):
+        return Synthesis(domains=tuple(DOMS), settings=SynthesisSettings(**kw), seed=0, generator=None,
+                         dedup=None).fingerprint
+
+    base = fp()
+    changed = [fp(synthesis_mode="json"), fp(question_tokens=32), fp(answer_tokens=512)]
+    assert len({base, *changed}) == 4
+    assert fp() == base
+
+
+def test_two_step_with_a_tiny_model_is_deterministic_logs_and_never_crashes(tiny_llama, tmp_path):
+    backend = HFBackend(tiny_llama, dtype="float32", batch_size=4)
+    doms = load_domains(None)[:2]
+    s = two_step(seeds_per_domain=1, samples_per_domain=1, max_attempts=3, question_tokens=8, answer_tokens=8)
+    runs = []
+    for name in ("one", "two"):
+        states = Synthesizer(doms, backend, _embed_any, s, 42, tmp_path / f"{name}.jsonl").run()
+        runs.append(({n: st.samples for n, st in states.items()}, _entries(tmp_path / f"{name}.jsonl")))
+    (samples, entries), (samples2, entries2) = runs
+    assert samples == samples2 and entries == entries2  # same seed, same samples and log
+    assert len(entries) == sum(st.attempts for st in states.values())
+    assert all(e["accepted"] or e["error"] for e in entries)
+    assert all(e["raw_question"].startswith(QUESTION_LEAD) for e in entries)
+    assert all((e["raw_answer"] is None) == (e["parsed"] is None) for e in entries)
+
+
+def _embed_any(samples):
+    """Features for arbitrary text: a hashed bag of characters."""
+    feats = np.zeros((len(samples), 32))
+    for j, s in enumerate(samples):
+        for ch in s["instruction"] + s["output"]:
+            feats[j, ord(ch) % 32] += 1.0
+    return feats
