@@ -69,3 +69,15 @@ def test_head_ensemble_averages_its_members_and_round_trips(tmp_path):
     single = train_classifier(x, y, 2, HeadTraining(lr=1e-3, batch_size=4, epochs=2, val_fraction=0.1, seed=5,
                                                      ensemble=1))
     assert np.array_equal(single.predict_proba(x), ens.members[0].predict_proba(x))  # member 0 = the one head
+
+
+def test_default_probe_epochs_keep_the_methods_step_count():
+    from daar.method.mlp import HeadTraining, epochs_for_steps
+
+    assert epochs_for_steps(5000, 0.03, 1) == 2  # 4,850 training records: 2 epochs reach 5,000 steps
+    assert epochs_for_steps(5155, 0.03, 1) == 1  # the paper's probe set with its 3 % split: one epoch
+    assert epochs_for_steps(1000, 0.03, 1) == 6  # W-4k's probe set: 970 records
+    assert epochs_for_steps(250, 0.0, 4) == 80  # 63 steps per epoch at batch 4
+    cfg = Config().validate()
+    assert HeadTraining.from_settings(cfg, 1000).epochs == 6
+    assert HeadTraining.from_settings(cfg.replace(probe_epochs=3), 1000).epochs == 3  # an explicit value wins

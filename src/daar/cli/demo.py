@@ -20,8 +20,12 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     m = run_demo(cfg)
     d, c = m["demo"], m["counts"]
     print(f"[demo] read {c['read']} = selected {c['selected']} + not selected {c['not_selected']} + rejected {c['rejected']}")
-    print(f"[demo] hidden sources in the pool:      {d['pool_sources']}")
-    print(f"[demo] hidden sources in the selection: {d['selected_sources']}")
+    sources = sorted(d["pool_sources"])
+    width = max(len(x) for x in sources)
+    print("[demo] hidden source  " + " ".join(f"{x:>{width}}" for x in sources))
+    print("[demo] pool           " + " ".join(f"{d['pool_sources'].get(x, 0):>{width}}" for x in sources))
+    print("[demo] selection      " + " ".join(f"{d['selected_sources'].get(x, 0):>{width}}" for x in sources))
+    print(f"[demo] total-variation distance of the selection's mix from the pool's: {d['source_tv']:.3f}")
     print(f"[demo] done in {d['wall_seconds']} s. Selection: {cfg.run.out or 'demo-run'}/selection/selected.jsonl")
     print(f"[demo] report: {m.get('report')}")
     return 0

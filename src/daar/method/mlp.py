@@ -30,10 +30,22 @@ class HeadTraining:
     standardize: bool = True  # not a user setting: the heads always train on standardised features
 
     @classmethod
-    def from_settings(cls, cfg) -> HeadTraining:
+    def from_settings(cls, cfg, n_probe: int) -> HeadTraining:
+        """The probes settings for a probe set of `n_probe` records (--probe-epochs unset: the method's steps)."""
         p = cfg.probes
-        return cls(lr=p.probe_lr, batch_size=p.probe_batch_size, epochs=p.probe_epochs, val_fraction=p.val_fraction,
+        epochs = p.probe_epochs or epochs_for_steps(n_probe, p.val_fraction, p.probe_batch_size)
+        return cls(lr=p.probe_lr, batch_size=p.probe_batch_size, epochs=epochs, val_fraction=p.val_fraction,
                    seed=cfg.run.seed, ensemble=p.head_ensemble)
+
+
+METHOD_STEPS = 5000  # the paper: one epoch over 5,000 probe records at batch size 1
+
+
+def epochs_for_steps(n_probe: int, val_fraction: float, batch_size: int, steps: int = METHOD_STEPS) -> int:
+    """Fewest epochs that give at least `steps` optimiser steps on the training split of the probe set."""
+    n_train = max(1, n_probe - int(round(n_probe * val_fraction)))
+    per_epoch = -(-n_train // batch_size)
+    return max(1, -(-steps // per_epoch))
 
 
 def build_mlp(d: int, out: int):

@@ -96,7 +96,7 @@ def build_pipeline(cfg, probe: Pool, extractor: ExtractorFactory | None = None,
                           assignment=cfg.probes.assignment, seed=cfg.run.seed,
                           calibration=cfg.probes.calibration)
     layer = extractor(cfg.features.layer)
-    training = HeadTraining.from_settings(cfg)
+    training = HeadTraining.from_settings(cfg, probe.n)
     dom = DomainHead(labels=labels, probe=probe, features=layer, n_domains=len(domains), training=training)
     div = DiversityHead(domain=dom, probe=probe, features=layer, training=training)
     return Pipeline(synthesis, centroids, labels, dom, div)
