@@ -25,12 +25,11 @@ from daar.settings import Config
 log = logging.getLogger(__name__)
 
 SOURCES = ("common_sense", "reasoning", "mathematics", "coding")
-# The default path (two-step synthesis, calibrated and matched pseudo-domains), scaled to a few minutes
-# on 2 cores: 2 seeds + 4 samples per domain (>= 5 real samples each), 256-token features, and 5
-# epochs over the 200-record probe set (the method's single epoch is meant for 5,000).
+# The default path (two-step synthesis, calibrated and matched pseudo-domains, heads trained for the
+# method's ~5,000 steps), scaled to a few minutes on 2 cores: 2 seeds + 4 samples per domain (>= 5
+# real samples each) and 256-token features.
 DEMO_SETTINGS: dict[str, Any] = {
-    "budget": "20%", "seeds_per_domain": 2, "samples_per_domain": 4, "max_attempts": 16,
-    "probe_epochs": 5, "max_length": 256,
+    "budget": "20%", "seeds_per_domain": 2, "samples_per_domain": 4, "max_attempts": 16, "max_length": 256,
 }
 
 
