@@ -81,3 +81,12 @@ def test_default_probe_epochs_keep_the_methods_step_count():
     cfg = Config().validate()
     assert HeadTraining.from_settings(cfg, 1000).epochs == 6
     assert HeadTraining.from_settings(cfg.replace(probe_epochs=3), 1000).epochs == 3  # an explicit value wins
+
+
+def test_head_seed_moves_only_the_heads():
+    from daar.method.mlp import HeadTraining
+
+    cfg = Config().validate()
+    assert HeadTraining.from_settings(cfg, 100).seed == 42
+    assert HeadTraining.from_settings(cfg.replace(head_seed=7), 100).seed == 7
+    assert cfg.replace(head_seed=7).run.seed == 42  # synthesis, probe sample and k-means keep --seed

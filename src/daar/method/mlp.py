@@ -35,7 +35,7 @@ class HeadTraining:
         p = cfg.probes
         epochs = p.probe_epochs or epochs_for_steps(n_probe, p.val_fraction, p.probe_batch_size)
         return cls(lr=p.probe_lr, batch_size=p.probe_batch_size, epochs=epochs, val_fraction=p.val_fraction,
-                   seed=cfg.run.seed, ensemble=p.head_ensemble)
+                   seed=cfg.run.seed if p.head_seed is None else p.head_seed, ensemble=p.head_ensemble)
 
 
 METHOD_STEPS = 5000  # the paper: one epoch over 5,000 probe records at batch size 1

@@ -173,6 +173,9 @@ class ProbeSettings(Section):
     probe_lr: float = setting(1e-5, help="learning rate of psi_dom and psi_div")
     probe_batch_size: int = setting(1, minimum=1, metavar="N", help="batch size of psi_dom and psi_div")
     val_fraction: float = setting(0.03, help="share of the probe set held out to report the heads' accuracy")
+    head_seed: int | None = setting(metavar="N", default_text="--seed",
+                                    help="seed of the heads' initialisation, order and validation split alone, "
+                                    "to tell their share of a selection's variance from synthesis's")
     head_ensemble: int = setting(1, minimum=1, metavar="N",
                                  help="train psi_dom and psi_div N times from different initialisations and "
                                  "orders and average their predictions (1 = the paper)")
