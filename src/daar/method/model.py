@@ -9,7 +9,6 @@ save and load. The selector, the report, scale-out and the Python API all go thr
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,11 +18,10 @@ import numpy as np
 from daar.data.pool import Pool
 from daar.data.render import Renderer
 from daar.features.extract import FeatureExtractor
-from daar.io import atomic_write
 from daar.method.mlp import HeadEnsemble, head_from_arrays, head_to_arrays
 from daar.method.naming import warn_close_domains
 from daar.method.scores import Scores
-from daar.method.stage import StageRunner, StageStore
+from daar.method.stage import StageRunner, StageStore, load_npz, save_npz
 
 if TYPE_CHECKING:
     from daar.method.pipeline import Pipeline
@@ -124,9 +122,8 @@ class DaaRModel:
                 "samples": self.samples, "synthesis": self.synthesis, "probe_ids": self.probe_ids,
                 "probe_metrics": self.probe_metrics, "div_metrics": self.div_metrics, "naming": self.naming}
         arrays = {**head_to_arrays(self.dom, "dom"), **head_to_arrays(self.div, "div"), "centroids": self.centroids,
-                  "probe_labels": self.probe_labels,
-                  "__meta__": np.frombuffer(json.dumps(meta, default=str).encode("utf-8"), dtype=np.uint8)}
-        return atomic_write(Path(path), lambda fh: np.savez(fh, **arrays))
+                  "probe_labels": self.probe_labels}
+        return save_npz(Path(path), arrays, meta)
 
     @classmethod
     def load(cls, path: str | Path, feature_cache: str | None = None, device: str | None = None) -> DaaRModel:
@@ -134,9 +131,7 @@ class DaaRModel:
         from daar.features.store import FeatureStore
 
         try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            meta = json.loads(bytes(arrays.pop("__meta__")).decode("utf-8"))
+            arrays, meta = load_npz(path)
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"{path}: not a saved DaaR model ({exc})") from None
         if meta.get("format") != _FORMAT:

@@ -46,19 +46,9 @@ def generator_for(cfg, domains: list[Domain], backend=None) -> LazyGenerator | N
         return None
     if backend is not None:
         return LazyGenerator(backend.identity or type(backend).__name__, lambda: backend)
-    s = cfg.synthesis
-    model = s.generator_model or cfg.lm.model
+    from daar.synth.backends import backend_identity, make_backend
 
-    def make():
-        from daar.synth.backends import make_backend
-
-        return make_backend(cfg)
-
-    if s.generator_url:
-        return LazyGenerator(f"{model}@{s.generator_url}", make)
-    from daar.models.loading import model_identity
-
-    return LazyGenerator(model_identity(model), make)
+    return LazyGenerator(backend_identity(cfg), lambda: make_backend(cfg))
 
 
 def default_extractors(cfg) -> ExtractorFactory:

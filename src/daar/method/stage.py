@@ -108,25 +108,35 @@ class StageStore:
         if not path.exists():
             return None
         try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(bytes(z[_META_KEY]).decode("utf-8"))
-                if meta.get("stage") != stage.name or meta.get("fingerprint") != stage.fingerprint:
-                    log.warning("stage %s: %s belongs to another input (%s), recomputing", stage.name, path,
-                                meta.get("fingerprint"))
-                    return None
-                arrays = {k: z[k] for k in z.files if k != _META_KEY}
+            arrays, meta = load_npz(path)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             log.warning("stage %s: stored artifact %s is unreadable (%s), recomputing", stage.name, path, exc)
+            return None
+        if meta.get("stage") != stage.name or meta.get("fingerprint") != stage.fingerprint:
+            log.warning("stage %s: %s belongs to another input (%s), recomputing", stage.name, path,
+                        meta.get("fingerprint"))
             return None
         return Artifact(arrays, meta.get("meta", {})), float(meta.get("seconds", 0.0))
 
     def save(self, stage: Stage, artifact: Artifact, seconds: float) -> Path:
-        if _META_KEY in artifact.arrays:
-            raise ValueError(f"stage {stage.name}: '{_META_KEY}' is a reserved array name")
         header = {"stage": stage.name, "version": stage.version, "fingerprint": stage.fingerprint,
                   "seconds": seconds, "meta": artifact.meta}
-        blob = np.frombuffer(json.dumps(header, default=json_default).encode("utf-8"), dtype=np.uint8)
-        return atomic_write(self.path(stage), lambda fh: np.savez(fh, **artifact.arrays, **{_META_KEY: blob}))
+        return save_npz(self.path(stage), artifact.arrays, header)
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+    """Arrays plus JSON metadata in ONE .npz (so the two cannot tear apart), written atomically."""
+    if _META_KEY in arrays:
+        raise ValueError(f"'{_META_KEY}' is a reserved array name")
+    blob = np.frombuffer(json.dumps(meta, default=json_default).encode("utf-8"), dtype=np.uint8)
+    return atomic_write(path, lambda fh: np.savez(fh, **arrays, **{_META_KEY: blob}))
+
+
+def load_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and metadata of a file written by save_npz (KeyError when it has no metadata)."""
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(bytes(z[_META_KEY]).decode("utf-8"))
+        return {k: z[k] for k in z.files if k != _META_KEY}, meta
 
 
 class StageRunner:

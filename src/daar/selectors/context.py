@@ -80,13 +80,9 @@ class Resources:
         """Who generates, without loading a local model when it is not loaded yet."""
         if self._generator is not None:
             return self._generator.identity or type(self._generator).__name__
-        s = self.cfg.synthesis
-        model = s.generator_model or self.cfg.lm.model
-        if s.generator_url:
-            return f"{model}@{s.generator_url}"
-        from daar.models.loading import model_identity
+        from daar.synth.backends import backend_identity
 
-        return model_identity(model)
+        return backend_identity(self.cfg)
 
     @cached_property
     def judge_cache(self) -> JudgeCache:

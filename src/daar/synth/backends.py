@@ -135,6 +135,17 @@ class OpenAIBackend(GenerationBackend):
         return results
 
 
+def backend_identity(cfg: Config) -> str:
+    """The identity `make_backend(cfg)`'s backend will have, computed without building (loading) it."""
+    s = cfg.synthesis
+    model = s.generator_model or cfg.lm.model
+    if s.generator_url:
+        return f"{model}@{s.generator_url}"  # = OpenAIBackend.identity
+    from daar.models.loading import model_identity
+
+    return model_identity(model)  # = HFBackend.identity
+
+
 def make_backend(cfg: Config) -> GenerationBackend:
     """The backend a config asks for: --generator-url, else local generate with --generator-model/--model."""
     import os
