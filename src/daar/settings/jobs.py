@@ -64,6 +64,9 @@ class EvalSettings(Section):
     data_dir: str | None = setting(help="folder with the benchmark JSONL files", metavar="DIR",
                                    default_text="../shared/data/eval beside the project")
     eval_batch_size: int = setting(8, minimum=1, metavar="N", help="sequences per forward pass / generate call")
+    allow_unsandboxed_code: bool = setting(False, help="UNSAFE: when no OS sandbox (bubblewrap) is usable, "
+                                           "execute model-generated code (mbpp, humaneval, daar score-code) "
+                                           "in a plain subprocess with the user's rights instead of refusing")
 
 
 @dataclass(frozen=True)
