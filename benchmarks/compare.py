@@ -22,7 +22,8 @@ passes per record). Every judgement is cached (judge_cache), so:
         --set samples_per_domain=2 --set max_new_tokens=256          # a smoke run (~200 records)
 
 Outputs: OUT/pool.jsonl, OUT/probe.jsonl, OUT/<method>/ (selected.jsonl, scores.parquet,
-manifest.json), OUT/comparison.{md,csv,html,json}, OUT/benchmark.json. Figures are printed with
+manifest.json), OUT/comparison.{md,csv,html,json} (rewritten after every method, so a stopped run
+keeps the rows that finished; `pending` lists the rest), OUT/benchmark.json. Figures are printed with
 the workload name.
 """
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
 
+    from daar.io import atomic_write
     from daar.runs.compare import run_compare
     from daar.settings import Config
 
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     summary = run_compare(cfg)
     wall = time.perf_counter() - t0
-    (out / "benchmark.json").write_text(json.dumps({
+    atomic_write(out / "benchmark.json", json.dumps({
         "workload": name, "pool": n_pool, "budget": summary["budget"], "methods": methods, "wall_seconds": wall,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "settings": {k: v for k, v in settings.items() if k not in ("data", "out")},

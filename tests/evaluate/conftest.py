@@ -42,6 +42,10 @@ NQ = [{"question": "where is the eiffel tower", "answer": ["Paris", "Paris, Fran
 TRIVIAQA = [{"id": "t1", "question": "Which planet is the red planet?", "golden_answers": ["Mars", "The Red Planet"]}]
 HELLASWAG = [{"idx": 0, "activity_label": "Cooking", "ctx": "A man cracks an egg into a pan. He",
               "label": 1, "endings": ["flies away.", "fries the egg.", "sings loudly.", "reads a book."]}]
+MMLU = [{"subject": "high_school_geography", "question": "Which continent is Kenya in?",
+         "choices": ["Asia", "Africa", "Europe", "Oceania"], "answer": "B"},
+        {"subject": "elementary_mathematics", "question": "What is 2 + 2?", "choices": ["3", "5", "4", "22"],
+         "answer": "C"}]
 MATH = [{"unique_id": "test/algebra/1.json", "problem": "What is $1+1$?", "level": "Level 1", "type": "Algebra",
          "solution": "We have $1+1=\\boxed{2}$."}]
 
@@ -59,7 +63,8 @@ def eval_data(tmp_path) -> Path:
     ev = root / "eval"
     ev.mkdir(parents=True)
     for name, rows in (("gsm8k_test", GSM8K), ("humaneval", HUMANEVAL), ("mbpp", MBPP), ("nq_open_dev", NQ),
-                       ("triviaqa_test_1k", TRIVIAQA), ("hellaswag_val", HELLASWAG), ("math_test", MATH)):
+                       ("triviaqa_test_1k", TRIVIAQA), ("hellaswag_val", HELLASWAG), ("math_test", MATH),
+                       ("mmlu_test", MMLU)):
         write_jsonl(ev / f"{name}.jsonl", rows)
     pool = root / "pool"
     pool.mkdir()

@@ -105,3 +105,14 @@ def test_hellaswag_scorer_reports_sum_char_and_token_normalised_accuracy():
                                   count_tokens=lambda text: {" x": 2, " yy": 1, " zzz": 3}.get(text, 20))
     assert out == {"acc": 0.0, "acc_norm": 1.0, "acc_ppl": 1.0}
     assert details[0]["picks"] == {"acc": 1, "acc_norm": 3, "acc_ppl": 3}
+
+
+def test_mmlu_scorer_reads_the_letter_and_scores_the_answer_texts():
+    doc = {"subject": "x", "question": "q", "choices": ["a", "bb", "ccc", "dddd"], "answer": "C", "daar_row": 4}
+    assert scoring.mmlu_target(doc) == 2 and scoring.mmlu_target({**doc, "answer": 1}) == 1
+    details: dict = {}
+    out = scoring.score_mmlu(doc, [(-9.0, False), (-8.0, False), (-3.0, True), (-20.0, False)], details)
+    assert out == {"acc": 1.0, "acc_norm": 1.0, "acc_ppl": 1.0}
+    assert details[4]["gold"] == 2
+    wrong = scoring.score_mmlu({**doc, "answer": "A"}, [(-9.0, False), (-8.0, False), (-3.0, True), (-20.0, False)])
+    assert wrong == {"acc": 0.0, "acc_norm": 0.0, "acc_ppl": 0.0}

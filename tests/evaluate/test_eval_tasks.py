@@ -61,7 +61,8 @@ def test_subsets_follow_the_papers_seed_42_sample(tmp_path):
 
 def test_task_names_and_data_dir_errors(tmp_path):
     assert parse_tasks("gsm8k, HumanEval,heldout") == ["gsm8k", "humaneval", "heldout-loss"]
-    assert parse_tasks("paper")[-1] == "humaneval" and len(parse_tasks("all")) == 8
+    assert parse_tasks("paper")[-1] == "humaneval" and len(parse_tasks("paper")) == 7
+    assert parse_tasks("all") == [*parse_tasks("paper"), "mmlu", "heldout-loss"]
     with pytest.raises(ConfigError, match="unknown task 'gsm9k'"):
         parse_tasks("gsm9k")
     with pytest.raises(ConfigError, match="--tasks is required"):
@@ -70,3 +71,14 @@ def test_task_names_and_data_dir_errors(tmp_path):
         resolve_data_dir(str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="not found"):
         task_config(BENCHMARKS["nq"], tmp_path, {}, {})
+
+
+def test_mmlu_is_a_zero_shot_cloze_over_the_answer_texts(eval_data):
+    task = _task("mmlu", eval_data)
+    doc = task.eval_docs[0]
+    assert task.config.num_fewshot == 0
+    assert task.doc_to_text(doc).endswith("Question: Which continent is Kenya in?\nAnswer:")
+    assert "high school geography" in task.doc_to_text(doc)
+    assert task.doc_to_choice(doc) == ["Asia", "Africa", "Europe", "Oceania"]
+    assert task.doc_to_target(doc) == 1
+    assert task.doc_to_target(task.eval_docs[1]) == 2

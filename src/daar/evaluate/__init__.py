@@ -15,11 +15,12 @@ permutation of each test set instead of the paper's subset):
 | math | 4-shot, 1,000 sampled (seed 42) | exact match on the normalised final answer |
 | mbpp | 3-shot, task_ids 11-510 | pass@1, executed |
 | humaneval | 0-shot, all 164 | pass@1, executed |
+| mmlu | 0-shot cloze (answer texts), all 14,042 test questions; out-of-distribution, not in `paper` | acc_ppl: lowest per-token perplexity of the answer |
 | heldout-loss | rows 6250..6400 of each pool/<domain>.jsonl | response-token loss per domain (lower is better) |
 
-Aliases: `paper` = the seven benchmarks, `all` = those plus heldout-loss.
+Aliases: `paper` = the seven benchmarks, `all` = those plus mmlu and heldout-loss.
 
-The seven benchmarks run through lm-evaluation-harness (`HFLM` around the model loaded here, so
+The benchmarks (the seven and mmlu) run through lm-evaluation-harness (`HFLM` around the model loaded here, so
 `--adapter` works offline) with local task configs (`daar/evaluate/tasks/*.yaml`) reading the JSONL
 files in --data-dir (default ../shared/data/eval beside the project). Answer extraction and the
 metrics are daar's own (`scoring`, `mathnorm`, `code`); code is executed by `sandbox`, never by
@@ -38,7 +39,7 @@ Python API:
 - `evaluate(cfg_or_kwargs) -> dict`: the results dict written to results.json.
 - `TASKS`, `BENCHMARKS`: task names and the benchmark registry.
 - `run_program(code, timeout)`: the sandbox; `heldout_loss(model, tokenizer, pool_dir, ...)`.
-- scorers: `daar.evaluate.scoring` (QA, GSM8K, MATH, HellaSwag), `daar.evaluate.code` (HumanEval, MBPP).
+- scorers: `daar.evaluate.scoring` (QA, GSM8K, MATH, HellaSwag, MMLU), `daar.evaluate.code` (HumanEval, MBPP).
 """
 
 from daar.evaluate.harness import BENCHMARKS

@@ -18,7 +18,7 @@ from typing import Any
 
 from daar.errors import ConfigError
 from daar.evaluate import report
-from daar.evaluate.harness import BENCHMARKS, TASK_DIR, run_benchmark
+from daar.evaluate.harness import BENCHMARKS, PAPER_BENCHMARKS, TASK_DIR, run_benchmark
 from daar.evaluate.heldout import HELDOUT_ROWS, heldout_loss
 from daar.evaluate.sandbox import DEFAULT_TIMEOUT
 from daar.io import atomic_write, chunks_hash, file_hash, json_hash
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 HELDOUT = report.HELDOUT
 HELDOUT_MAX_LENGTH = 2048  # heldout-loss truncation when --max-length is not set
 TASKS = (*BENCHMARKS, HELDOUT)
-ALIASES = {"paper": tuple(BENCHMARKS), "all": TASKS}
+ALIASES = {"paper": PAPER_BENCHMARKS, "all": TASKS}
 DATA_HINT = "pass --data-dir with the benchmark files (gsm8k_test.jsonl, humaneval.jsonl, ...)"
 
 
@@ -163,6 +163,9 @@ class _Model:
         return self._hflm
 
 
+CODE_TASKS = ("mbpp", "humaneval")  # the tasks that execute model-generated code
+
+
 def evaluate(cfg: Config | dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
     """Run `cfg.eval.tasks` on `cfg.lm.model` (+ `cfg.eval.adapter`) into `cfg.run.out`; returns the results.
 
@@ -174,6 +177,10 @@ def evaluate(cfg: Config | dict[str, Any] | None = None, **kwargs: Any) -> dict[
         cfg = cfg.replace(**kwargs)
     cfg.require(out="the folder for results.json, results.md and raw/").validate()
     names = parse_tasks(cfg.eval.tasks)
+    if any(n in CODE_TASKS for n in names):  # refuse before the model loads, not at the first sample
+        from daar.evaluate.sandbox import require_isolation
+
+        require_isolation(cfg.eval.allow_unsandboxed_code)
     out = Path(cfg.run.out)
     data_dir = resolve_data_dir(cfg.eval.data_dir)
     if "torch" not in sys.modules:
@@ -260,6 +267,7 @@ def _run_task(name: str, model: _Model, cfg: Config, data_dir: Path, raw: Path, 
                 "seconds": round(time.perf_counter() - t0, 2)}
     tok = model.loaded.tokenizer
     options = {"timeout": float(extra.get("code_timeout", DEFAULT_TIMEOUT)),
+               "allow_unsandboxed": bool(cfg.eval.allow_unsandboxed_code),
                "count_tokens": lambda text: len(tok(text, add_special_tokens=False)["input_ids"])}
     return run_benchmark(BENCHMARKS[name], model.hflm, data_dir, raw, limit=cfg.eval.limit, seed=int(cfg.run.seed),
                          options=options, max_gen_toks=extra.get("max_gen_toks"))

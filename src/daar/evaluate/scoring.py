@@ -1,4 +1,4 @@
-"""Prompts and scorers for the text benchmarks (NQ, TriviaQA, GSM8K, MATH, HellaSwag).
+"""Prompts and scorers for the text benchmarks (NQ, TriviaQA, GSM8K, MATH, HellaSwag, MMLU).
 
 The task YAML files under `tasks/` point at these functions (`!function daar.evaluate.scoring.X`),
 so lm-evaluation-harness builds the prompts, runs the model and logs every sample, while the
@@ -14,6 +14,9 @@ outputs. Metric conventions follow the paper's OpenCompass 0.3.3 configs:
   (see `normalize_math`), then string equality or numeric equality.
 - HellaSwag: the ending with the lowest perplexity wins (`acc_ppl`: log-likelihood per ending
   token); `acc` (sum log-likelihood) and `acc_norm` (per character) are reported beside it.
+- MMLU (out-of-distribution check): the same three rules over the four answer texts (cloze form,
+  0-shot). A 135M model sits at chance on the lettered form, so the letter would measure nothing;
+  the answer texts' likelihood is where small models score above chance.
 
 Every `score_*` function has lm-eval's `process_results(doc, results)` signature and returns
 {metric: value}; given `details`, it also records what it extracted under the doc's row index so
@@ -31,7 +34,7 @@ from daar.evaluate.mathnorm import extract_math_answer, math_equal, normalize_ma
 
 __all__ = ["normalize_answer", "qa_prediction", "qa_exact_match", "extract_gsm8k_answer", "gsm8k_gold",
            "numbers_equal", "extract_math_answer", "normalize_math", "math_equal", "math_gold",
-           "hellaswag_pick", "add_row_index"]
+           "hellaswag_pick", "add_row_index", "mmlu_prompt", "mmlu_target"]
 
 
 def add_row_index(dataset: Any) -> Any:
@@ -180,11 +183,42 @@ def hellaswag_pick(loglikelihoods: Sequence[float], lengths: Sequence[float] | N
 def score_hellaswag(doc: dict, results: list[tuple[float, bool]], details: dict | None = None,
                     count_tokens: Callable[[str], int] | None = None) -> dict[str, float]:
     """results: (log-likelihood, is_greedy) per ending, as lm-eval passes them for multiple_choice."""
+    return _score_choices(doc, results, hellaswag_choices(doc), hellaswag_target(doc), details, count_tokens)
+
+
+def _score_choices(doc: dict, results: list[tuple[float, bool]], choices: list[str], gold: int,
+                   details: dict | None, count_tokens: Callable[[str], int] | None) -> dict[str, float]:
+    """acc (sum), acc_norm (per character) and acc_ppl (per token) of one multiple-choice doc."""
     lls = [float(r[0]) for r in results]
-    choices, gold = hellaswag_choices(doc), hellaswag_target(doc)
     chars = [len(c) for c in choices]
     tokens = [count_tokens(" " + c) for c in choices] if count_tokens else chars
     picks = {"acc": hellaswag_pick(lls), "acc_norm": hellaswag_pick(lls, chars),
              "acc_ppl": hellaswag_pick(lls, tokens)}
     _record(details, doc, loglikelihoods=lls, ending_tokens=tokens, gold=gold, picks=picks)
     return {name: float(pick == gold) for name, pick in picks.items()}
+
+
+# -- MMLU ----------------------------------------------------------------------------------------
+_LETTERS = "ABCD"
+
+
+def mmlu_prompt(doc: dict) -> str:
+    subject = str(doc.get("subject", "")).replace("_", " ")
+    return f"The following is a question about {subject}.\nQuestion: {doc['question']}\nAnswer:"
+
+
+def mmlu_choices(doc: dict) -> list[str]:
+    return [str(c) for c in doc["choices"]]
+
+
+def mmlu_target(doc: dict) -> int:
+    """The gold answer's index; the file stores a letter (A-D), some copies store the index."""
+    answer = doc["answer"]
+    if isinstance(answer, int):
+        return answer
+    return _LETTERS.index(str(answer).strip().upper())
+
+
+def score_mmlu(doc: dict, results: list[tuple[float, bool]], details: dict | None = None,
+               count_tokens: Callable[[str], int] | None = None) -> dict[str, float]:
+    return _score_choices(doc, results, mmlu_choices(doc), mmlu_target(doc), details, count_tokens)
