@@ -44,6 +44,7 @@ class Result:
     tokens: int  # real (unpadded) tokens embedded
     processed: int  # token positions the model ran over (padded for the reference behaviour)
     seconds: float
+    fraction: float | None = None  # of the matrix-product peak of the run's dtype, measured in this process
 
     @property
     def rps(self) -> float:
@@ -68,7 +69,21 @@ def evenly(records: list, k: int | None) -> list:
     return [records[i * len(records) // k] for i in range(k)]
 
 
-def measure(name: str, records, store_root: Path, *, layer, pooling="mean", batch_size=16, max_length=None,
+PEAK = None  # the Peak every fraction is taken against (measured in main, in this process)
+
+
+def flops_of(ext, records) -> float:
+    """Model FLOPs of the layers run over the real tokens of `records` (perf/roofline.py)."""
+    from daar.perf.roofline import decoder_flops
+
+    if ext.layer == "embedding":
+        return 0.0
+    lengths = [len(x) for x in ext.loaded.tokenizer(ext.texts_for(records), truncation=True,
+                                                     max_length=ext.max_length)["input_ids"]]
+    return decoder_flops(ext.loaded.model.config, lengths)
+
+
+def measure(name: str, records, store_root: Path, *, layer, pooling="mean", batch_size=None, max_length=None,
             dtype="auto", model="default") -> Result:
     from daar.features import FeatureExtractor, FeatureStore
     from daar.features.extract import embed_token_ids
@@ -78,9 +93,10 @@ def measure(name: str, records, store_root: Path, *, layer, pooling="mean", batc
     loaded = ext.loaded  # load outside the timed region
     warm = loaded.tokenizer(["warm-up text " * 8] * 2)["input_ids"]
     embed_token_ids(loaded, warm, ext.layer, pooling, ext.max_length, batch_size)
-    t0 = time.perf_counter()
+    flops = flops_of(ext, records)
+    t0, c0 = time.perf_counter(), time.process_time()
     feats = ext(records)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     stats = ext.stats
     assert stats.n_cached == 0 and stats.n_computed == len(records), "the store was not fresh"
     assert feats.shape[0] == len(records)
@@ -88,6 +104,42 @@ def measure(name: str, records, store_root: Path, *, layer, pooling="mean", batc
     res = Result(name, len(records), stats.n_tokens, processed, seconds)
     print(f"[{WORKLOAD}] {name}: {res.records} records, {res.tokens} tokens ({res.processed} processed) in "
           f"{seconds:.1f} s -> {res.rps:.2f} records/s, {res.tps:.0f} tokens/s", flush=True)
+    if PEAK is not None and flops:
+        from daar.perf.roofline import fraction, fraction_line
+
+        res.fraction = fraction(seconds, flops, PEAK)
+        print("    " + fraction_line("roofline", seconds, flops, PEAK, records=res.records, tokens=res.tokens,
+                                     cpu_seconds=cpu), flush=True)
+    return res
+
+
+def whole_command(pool_file: Path, store_root: Path, dtype: str, layer: int = 3) -> Result:
+    """`daar embed --layer 3` in this process, from reading the file to writing features.npy: model load,
+    tokenisation, forward passes, store and output writes all inside the clock (imports are not)."""
+    from daar.features.job import run_embed
+    from daar.settings import Config
+
+    out = Path(tempfile.mkdtemp(dir=store_root))
+    cfg = Config(data=str(pool_file), layer=str(layer), dtype=dtype, out=str(out / "embed"),
+                 feature_cache=str(out / "features")).validate()
+    t0, c0 = time.perf_counter(), time.process_time()
+    summary = run_embed(cfg)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    res = Result(f"whole `daar embed --layer {layer}` command", summary["embedded"], summary["tokens"],
+                 summary["tokens"], seconds)
+    print(f"[{WORKLOAD}] {res.name}: {res.records} records in {seconds:.1f} s -> {res.rps:.2f} records/s, "
+          f"{res.tps:.0f} tokens/s", flush=True)
+    if PEAK is not None:
+        from daar.data import load_records
+        from daar.features import FeatureExtractor, FeatureStore
+        from daar.perf.roofline import fraction, fraction_line
+
+        ext = FeatureExtractor("default", layer=layer, dtype=dtype, store=FeatureStore(out / "flops"),
+                               show_progress=False)
+        flops = flops_of(ext, load_records(pool_file).records)
+        res.fraction = fraction(seconds, flops, PEAK)
+        print("    " + fraction_line("roofline", seconds, flops, PEAK, records=res.records, tokens=res.tokens,
+                                     cpu_seconds=cpu), flush=True)
     return res
 
 
@@ -98,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full-n", type=int, default=None, help="records for the full-depth run (default: all --n)")
     p.add_argument("--reference-n", type=int, default=100, help="records for the slow reference comparison")
     p.add_argument("--full-layer", type=int, default=None, help="full depth (default: the model's layer count)")
-    p.add_argument("--batch-size", type=int, default=16, help="dynamic batching batch size")
-    p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"])
+    p.add_argument("--batch-size", type=int, default=None, help="row cap of a batch (default: the token budget only)")
+    p.add_argument("--dtype", default="measured", choices=["measured", "auto", "bfloat16", "float32"],
+                   help="measured: time bf16 and fp32 matrix products here and run in the faster one")
+    p.add_argument("--whole-command", action="store_true", help="also time the whole `daar embed --layer 3`")
+    p.add_argument("--only-whole-command", action="store_true", help="time only the whole command (quick)")
     p.add_argument("--model", default="default")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--skip-full", action="store_true", help="skip the (slow) full-depth run")
@@ -119,7 +174,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from transformers import AutoConfig
 
-    depth = AutoConfig.from_pretrained(resolve_model(args.model)).num_hidden_layers
+    config = AutoConfig.from_pretrained(resolve_model(args.model))
+    depth = config.num_hidden_layers
+    from daar.perf.roofline import best_peak, machine_info, measure_peaks, model_shapes
+
+    global PEAK
+    print(machine_info().line(), flush=True)
+    peaks = measure_peaks(("bfloat16", "float32"), shapes=model_shapes(config, 2048))
+    for peak in peaks.values():
+        print(peak.line(), flush=True)
+    if args.dtype == "measured":
+        args.dtype = best_peak(peaks).dtype
+    PEAK = peaks[str(pick_dtype(args.dtype, "cpu")).replace("torch.", "")]
+    if PEAK.tflops < best_peak(peaks).tflops:
+        print(f"note: {PEAK.dtype} is not this machine's fastest dtype ({best_peak(peaks).dtype})", flush=True)
     full_layer = args.full_layer or depth
     print(f"workload {WORKLOAD}: rows 0..{args.n // 4} of {', '.join(DOMAINS)}; model {args.model} ({depth} layers); "
           f"dtype {args.dtype} -> {str(pick_dtype(args.dtype, 'cpu')).replace('torch.', '')}; "
@@ -135,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         full_subset = evenly(records, args.full_n)
         ref_subset = evenly(records, args.reference_n)
         common = dict(dtype=args.dtype, model=args.model)
+        if args.whole_command or args.only_whole_command:
+            results["whole"] = whole_command(pool_file, tmp, args.dtype)
+        if args.only_whole_command:
+            after = measure_peaks((PEAK.dtype,), shapes=model_shapes(config, 2048))[PEAK.dtype]
+            print("after the run: " + after.line(), flush=True)
+            return 0
 
         results["layer3"] = measure("layer 3, dynamic batching", records, tmp, layer=3,
                                     batch_size=args.batch_size, **common)

@@ -166,11 +166,14 @@ def test_integer_ids_are_used_as_text(tmp_path):
         str(100 + i) for i in range(len(rows))]
 
 
-def test_non_unique_ids_fall_back_to_content_hashes(tmp_path):
+def test_a_repeated_id_changes_only_its_later_copies(tmp_path):
+    # issue 11: one duplicate used to replace every record's id with a content hash
     rows = [dict(r, id="same") for r in ALPACA_ROWS]
-    ids = [r.id for r in load_records(write_jsonl(tmp_path / "p.jsonl", rows)).records]
-    assert "same" not in ids and len(set(ids)) == len(ids)
-    assert ids == [content_id(r) for r in rows]
+    res = load_records(write_jsonl(tmp_path / "p.jsonl", rows))
+    ids = [r.id for r in res.records]
+    assert ids == ["same"] + [f"same-dup{i}" for i in range(1, len(rows))]
+    assert [(c.line, c.original, c.new) for c in res.id_changes] == [
+        (i + 1, "same", f"same-dup{i}") for i in range(1, len(rows))]
 
 
 def test_content_ids_are_stable_across_loads(tmp_path):

@@ -105,6 +105,7 @@ BAD = {  # section -> (one bad value, the flag its message names)
     "features": ({"layer": "top"}, "--layer must be 'embedding' or a decoder layer number"),
     "synthesis": ({"tau": 1.5}, "--tau must be in (0, 1]"),
     "probes": ({"val_fraction": 1.0}, "--val-fraction must be in [0, 1)"),
+    "scale": ({"shard_size": 0}, "--shard-size must be >= 1"),
     "selection": ({"strategy": "customized"}, "customized needs --major"),
     "baselines": ({"band": "20"}, "--band '20' should look like 0-20"),
     "train": ({"lr": 0}, "--lr must be > 0"),

@@ -9,6 +9,10 @@ that carry a `.fingerprint` by that value), so two equal inputs always give the 
 `text_hash` is the content key of one text (the feature store and judge cache key rows by it).
 `json_hash` and `chunks_hash` reproduce, byte for byte, the keys of data stored before this module
 existed (feature-store folders, record ids, evaluation summaries, model identities), so those stay valid.
+
+`read_yaml` reads a settings file and turns a YAML syntax error into a ConfigError naming the file,
+line and column; `folder_lock` is the one lock on a folder that one run writes (a second run into it
+fails at once with who holds it).
 """
 
 from __future__ import annotations
@@ -17,12 +21,21 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
+import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "publish_dir", "json_default", "fingerprint", "json_hash", "text_hash", "texts_hash", "chunks_hash", "file_hash"]
+from daar.errors import ConfigError, DaarError
+
+__all__ = ["atomic_write", "publish_dir", "json_default", "fingerprint", "json_hash", "text_hash", "texts_hash",
+           "chunks_hash", "file_hash", "read_yaml", "folder_lock", "LOCK_NAME", "TMP_GLOB"]
+
+LOCK_NAME = ".daar.lock"  # the lock file inside a folder a run writes (removed again on release)
+TMP_GLOB = ".*.*.tmp"  # what atomic_write's temporary names look like (a killed writer may leave one)
 
 
 def atomic_write(path: str | Path, data: str | bytes | Callable[[IO[Any]], Any], *, binary: bool | None = None,
@@ -143,3 +156,79 @@ def file_hash(path: str | Path, length: int = 16, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()[:length]
+
+
+def read_yaml(path: str | Path, what: str = "YAML file") -> Any:
+    """The YAML document in `path`; a missing file or a syntax error is a ConfigError naming file and line.
+
+    PyYAML's own message names "<unicode string>" when given text, so the position is taken from the
+    error's mark and the file named here. A UTF-8 BOM (Windows editors write one) is accepted.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found" + (" (it is a folder)" if path.is_dir() else "")
+                          + "; check the path")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {what} is not valid UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+        problem = " ".join(p for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p)
+        raise ConfigError(f"{where}: not valid YAML ({problem or exc}). Fix the {what} there (indentation, "
+                          "a missing ':' or an unclosed bracket or quote)") from None
+
+
+@contextmanager
+def folder_lock(folder: str | Path, flag: str = "--out") -> Iterator[Path]:
+    """Hold the lock of `folder` (created if needed) while one run writes into it.
+
+    A second run into the same folder fails at once, naming the process that holds it, instead of
+    waiting: it would only overwrite the first run's results the moment that one finished, so a
+    second run into one folder is almost always a mistake, and failing keeps both runs' work intact.
+    The lock is an OS lock (flock), so a killed run releases it. A folder this run created and left
+    empty (an early error) is removed again, so a failed run leaves nothing behind.
+    """
+    from filelock import FileLock, Timeout
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{flag} {folder} is an existing file; give a folder (new or from an earlier run)")
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / LOCK_NAME, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise DaarError(f"{flag} {folder} is in use by another daar run ({_holder(folder / LOCK_NAME)}); wait for "
+                        f"it to finish, or give another {flag}") from None
+    # who holds it, for the message a second run prints (the flock is on the open file, not its bytes)
+    with open(folder / LOCK_NAME, "w", encoding="utf-8") as fh:
+        json.dump({"pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                   "command": " ".join(sys.argv[:6])}, fh)
+    try:
+        yield folder
+    finally:
+        # An OS lock file is not removed on release (removing it races with a run that just opened it);
+        # only a folder this run created and left holding nothing else goes again.
+        empty = created and {p.name for p in folder.iterdir()} == {LOCK_NAME}
+        if empty:
+            (folder / LOCK_NAME).unlink(missing_ok=True)
+        lock.release()
+        if empty:
+            folder.rmdir()
+
+
+def _holder(lock_file: Path) -> str:
+    try:
+        info = json.loads(lock_file.read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "holder unknown"
+    return f"pid {info.get('pid')}, since {info.get('since')}: {info.get('command')}"

@@ -48,10 +48,14 @@ def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """defaults < --config YAML < flags, with the preset applied, validated once."""
+    """defaults < --config YAML < flags, with the preset applied, validated once (before anything loads).
+
+    A command module sets `OUT_MAY_BE_FILE = True` when its --out may name a file (daar export).
+    """
     cfg = Config.from_yaml(args.config) if getattr(args, "config", None) else Config()
     flags = {k: v for k, v in vars(args).items() if k in Config.names()}
-    return Config.from_mapping(flags, cfg, source="command line").apply_preset().validate()
+    out_may_be_file = bool(getattr(_module(args.command), "OUT_MAY_BE_FILE", False))
+    return Config.from_mapping(flags, cfg, source="command line").apply_preset().validate(out_may_be_file)
 
 
 def main(argv: list[str] | None = None) -> int:

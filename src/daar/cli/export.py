@@ -7,6 +7,8 @@ import argparse
 from daar.cli.flags import add_settings, common
 from daar.settings import Config
 
+OUT_MAY_BE_FILE = True  # --out is the export file (or a folder for it)
+
 
 def build(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write records in LLaMA-Factory, ms-swift or ShareGPT dataset format",

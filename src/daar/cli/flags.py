@@ -37,6 +37,19 @@ def help_text(info: FieldInfo) -> str:
     return text.replace("%", "%%")
 
 
+def _typed(info: FieldInfo):
+    """argparse `type=` for a number field: the message names what is expected, the value and an example."""
+    def convert(text: str):
+        try:
+            return info.kind(text)
+        except ValueError:
+            example = "a whole number, e.g. 8" if info.kind is int else "a number, e.g. 0.5 or 1e-5"
+            raise argparse.ArgumentTypeError(f"expects {example}; got {text!r}") from None
+
+    convert.__name__ = info.kind.__name__  # argparse names the type in some messages
+    return convert
+
+
 def add_field(group: Any, info: FieldInfo, choices: Sequence[str] | None = None) -> None:
     """One flag for one field: its type, choices, metavar and help all come from the field."""
     kwargs: dict[str, Any] = {"dest": info.name, "default": S, "help": help_text(info)}
@@ -46,7 +59,7 @@ def add_field(group: Any, info: FieldInfo, choices: Sequence[str] | None = None)
         kwargs.update(action=KeyValue, metavar=info.metavar or "KEY=VALUE")
     else:
         if info.kind in (int, float):
-            kwargs["type"] = info.kind
+            kwargs["type"] = _typed(info)
         if choices or info.choices:
             kwargs["choices"] = list(choices or info.choices or ())
         elif info.metavar or info.kind is float:

@@ -13,7 +13,7 @@ def build(sub: argparse._SubParsersAction) -> None:
     common(p)
     from daar.method.pipeline import STAGE_NAMES
 
-    add_settings(p, SELECTION_SECTIONS, choices={"until": STAGE_NAMES})
+    add_settings(p, {**SELECTION_SECTIONS, "scale": None}, choices={"until": STAGE_NAMES})
 
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
@@ -32,4 +32,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     print(f"selection: {out}/selected.jsonl   scores: {out}/scores.parquet   manifest: {out}/manifest.json")
     if m.get("report"):
         print(f"report: {m['report']}")
+    if m.get("scale"):
+        sc = m["scale"]
+        print(f"shards: {sc['shards_scored']} scored, {sc['shards_reused']} reused from {sc['shard_dir']} "
+              f"({sc['backend']}, {sc['records_per_second']:.0f} records/s)")
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from daar.data.ids import IdChange
 from daar.data.readers import load_records
 from daar.data.records import Record, RejectedRecord
 from daar.data.render import Renderer
@@ -28,12 +29,14 @@ class Pool:
     rejected: tuple[RejectedRecord, ...] = ()
     source: str | None = None  # the file it came from (for messages and reports)
     schema: str | None = None
+    id_changes: tuple[IdChange, ...] = ()  # records whose own id was replaced or rejected (manifest: id_changes)
 
     @classmethod
     def load(cls, path: str | Path, *, schema: str = "auto", fmt: str = "auto", on_bad_record: str = "error",
              template: str = "default") -> Pool:
         loaded = load_records(path, schema=schema, fmt=fmt, on_bad_record=on_bad_record)
-        return cls(tuple(loaded.records), Renderer.named(template), tuple(loaded.rejected), str(path), loaded.schema)
+        return cls(tuple(loaded.records), Renderer.named(template), tuple(loaded.rejected), str(path), loaded.schema,
+                   tuple(loaded.id_changes))
 
     @classmethod
     def from_records(cls, records: Sequence[Record], renderer: Renderer | None = None,

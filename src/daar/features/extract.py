@@ -59,9 +59,58 @@ class ExtractStats:
     seconds: float = 0.0
 
 
+# Padded tokens per forward pass when none is given. CPU: activations of a few thousand rows stay in the
+# L2/L3 caches between the many memory-bound element-wise ops of a layer (norms, rotary, SiLU) while the
+# matrix products are already at their peak at ~2k rows; larger batches measured slower (README,
+# Performance). GPU: big enough to fill the device for models of the bundled one's size.
+DEFAULT_BATCH_TOKENS = {"cpu": 4096, "cuda": 131072}
+
+
+def default_batch_tokens(device: str) -> int:
+    return DEFAULT_BATCH_TOKENS["cuda" if str(device).startswith("cuda") else "cpu"]
+
+
+def _padded_batch(rows: list[list[int]], width: int, pad_id: int):
+    """Right-padded ids [B, width] and the 0/1 mask of real tokens, built in numpy (no per-row tensors)."""
+    import torch
+
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for r, seq in enumerate(rows):
+        seq = seq[:width] or [pad_id]
+        ids[r, : len(seq)] = seq
+        mask[r, : len(seq)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
+def decoder_forward(loaded: LoadedModel, max_length: int):
+    """input_ids [B, T] -> final-normed hidden states: daar's fused forward where it supports the model
+    (perf/fast_decoder.py; DAAR_FAST_DECODER=0 turns it off), else transformers' own, with no mask."""
+    cached = getattr(loaded, "_forward", None)
+    if cached is not None and cached[0] >= max_length:
+        return cached[1]
+    from daar.perf.fast_decoder import FastDecoder, supports
+
+    model = loaded.model
+    if os.environ.get("DAAR_FAST_DECODER", "1") != "0" and supports(model, max_length):
+        forward = FastDecoder(model)
+    else:
+        def forward(input_ids):
+            return model(input_ids=input_ids, attention_mask=None).last_hidden_state
+    loaded._forward = (max_length, forward)  # type: ignore[attr-defined]
+    return forward
+
+
 def embed_token_ids(loaded: LoadedModel, ids: list[list[int]], layer: str, pooling: str, max_length: int,
-                    batch_size: int, max_tokens: int | None = None, progress=None) -> np.ndarray:
-    """Pooled features for already-tokenised sequences, in input order."""
+                    batch_size: int | None = None, max_tokens: int | None = None, progress=None) -> np.ndarray:
+    """Pooled features for already-tokenised sequences, in input order.
+
+    Batches are cut by a padded-token budget (`max_tokens`, default by device) and, when given, at most
+    `batch_size` rows. Sequences are right-padded and run with no attention mask: under causal attention
+    a real token only sees itself and the tokens before it, all real, so its state is exactly the
+    unpadded one (the tests compare with one text at a time), while the attention kernel takes its
+    causal fast path instead of building and applying a [B, T, T] mask. Pooling then ignores the pads.
+    """
     import torch
 
     model, device = loaded.model, loaded.device
@@ -69,39 +118,43 @@ def embed_token_ids(loaded: LoadedModel, ids: list[list[int]], layer: str, pooli
     padded_reference = pooling == "mean-padded"
     order = longest_first([len(x) for x in ids])
     lengths = [max_length if padded_reference else max(1, len(ids[i])) for i in order]
-    out = np.empty((len(ids), 0), dtype=np.float32)
+    budget = max_tokens or default_batch_tokens(device)
+    forward = decoder_forward(loaded, max(lengths, default=1)) if layer != "embedding" else None
+    pooled_parts = []
     with torch.inference_mode():
-        for batch in length_batches(lengths, batch_size, max_tokens):
+        for batch in length_batches(lengths, batch_size or len(lengths) or 1, budget):
             width = max(lengths[b] for b in batch)
-            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, b in enumerate(batch):
-                seq = ids[order[b]][:width] or [pad_id]
-                input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-                mask[row, : len(seq)] = 1
-            input_ids, mask = input_ids.to(device), mask.to(device)
+            input_ids, mask = _padded_batch([ids[order[b]] for b in batch], width, pad_id)
+            input_ids = input_ids.to(device, non_blocking=True)
+            mask = mask.to(device, non_blocking=True)
             if layer == "embedding":
                 hidden = model.get_input_embeddings()(input_ids)
             else:
-                # The reference scripts run without an attention mask on fully padded input.
-                hidden = model(input_ids=input_ids, attention_mask=None if padded_reference else mask).last_hidden_state
-            pooled = pool(hidden.float(), mask, pooling).cpu().numpy()
-            if out.shape[1] == 0:
-                out = np.empty((len(ids), pooled.shape[1]), dtype=np.float32)
-            for row, b in enumerate(batch):
-                out[order[b]] = pooled[row]
+                # mean-padded: the reference scripts run without an attention mask on fully padded input too
+                hidden = forward(input_ids)
+            pooled_parts.append(pool(hidden.float(), mask, pooling))  # stays on the device: no sync per batch
             if progress is not None:
                 progress.update(len(batch))
+    if not pooled_parts:
+        return np.empty((0, 0), dtype=np.float32)
+    pooled = torch.cat(pooled_parts).cpu().numpy()  # one copy (and, on a GPU, one sync) per call
+    out = np.empty_like(pooled)
+    out[np.asarray(order, dtype=np.int64)] = pooled
     return out
 
 
 class FeatureExtractor:
-    """Computes and caches pooled features for one (model, layer, pooling, renderer, length, dtype)."""
+    """Computes and caches pooled features for one (model, layer, pooling, renderer, length, dtype).
+
+    `max_tokens` is the padded-token budget of one forward pass (None: by device, DEFAULT_BATCH_TOKENS);
+    `batch_size`, when given, also caps the rows of a pass. Neither changes the features (beyond
+    float rounding), so neither is part of the spec.
+    """
 
     def __init__(self, model: str | None = "default", layer: str | int = 3, pooling: str = "mean",
                  renderer: Renderer | None = None, max_length: int | None = None, dtype: str = "auto",
-                 batch_size: int = 16, store: FeatureStore | None = None, device: str | None = None,
-                 shard_size: int | None = None, max_tokens: int | None = 16384, show_progress: bool = True):
+                 batch_size: int | None = None, store: FeatureStore | None = None, device: str | None = None,
+                 shard_size: int | None = None, max_tokens: int | None = None, show_progress: bool = True):
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling '{pooling}'; use one of {', '.join(POOLINGS)}")
         self.model_spec = model

@@ -27,7 +27,7 @@ def extractor_for(cfg: Config, layer: str | int | None = None, max_length: int |
     f, lm = cfg.features, cfg.lm
     return FeatureExtractor(model=model or lm.model, layer=f.layer if layer is None else layer, pooling=f.pooling,
                             renderer=Renderer.named(cfg.input.template), max_length=max_length or f.max_length,
-                            dtype=lm.dtype, batch_size=f.batch_size, device=lm.device,
+                            dtype=lm.dtype, max_tokens=f.feature_batch_tokens, device=lm.device,
                             store=FeatureStore(f.feature_cache), show_progress=show_progress)
 
 

@@ -10,6 +10,7 @@ makes the tiny learning rate usable across models whose hidden states differ in 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,46 +106,84 @@ def _split(n: int, s: HeadTraining) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+# Head training is batch-1 matrix-vector work plus an Adam update of every weight: memory-bound small
+# ops, where a second OpenMP thread costs more in synchronisation than it adds (measured 2-5x slower on
+# the shared 2-core machine; benchmarks/heads.py measures both).
+HEAD_THREADS = 1
+
+
+@contextmanager
+def _torch_threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(n, before)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def make_adam(params, lr: float):
+    """Adam with the fused kernel where torch has it for these tensors (one pass over each weight instead
+    of ~10 element-wise ops); the same update up to float rounding (tests/perf: <= 1e-6 after thousands of
+    steps, the same rankings)."""
+    import torch
+
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # an older torch or a device without the fused kernel
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 def _fit(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining, desc: str,
          member: int = 0) -> TrainedHead:
     """One head. `member` > 0 changes the initialisation and the data order, never the validation split."""
-    import torch
-    from tqdm.auto import tqdm
-
     x = np.asarray(x, dtype=np.float32)
     train_idx, val_idx = _split(len(x), s)
     mean = x[train_idx].mean(0) if s.standardize else np.zeros(x.shape[1], np.float32)
     std = (x[train_idx].std(0) + 1e-6) if s.standardize else np.ones(x.shape[1], np.float32)
-    z = torch.from_numpy((x - mean) / std)
-    target = torch.from_numpy(y)
-    member_seed = s.seed + 7919 * member  # member 0 = the single head of the method
-    torch.manual_seed(member_seed)
-    net = build_mlp(x.shape[1], out)
-    opt = torch.optim.Adam(net.parameters(), lr=s.lr)
+    with _torch_threads(HEAD_THREADS):
+        state, history = _train_loop((x - mean) / std, y, out, loss_name, s, desc, train_idx, s.seed + 7919 * member)
+    return TrainedHead(state=state, d=x.shape[1], out=out, mean=mean.astype(np.float32), std=std.astype(np.float32),
+                       train_idx=train_idx, val_idx=val_idx, history=history)
+
+
+def _train_loop(z: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining, desc: str,
+                train_idx: np.ndarray, member_seed: int) -> tuple[dict, list[float]]:
+    """The optimiser steps. No host work per step beyond the progress bar: gradients are zeroed in place
+    (no re-allocation of every weight's gradient), and the loss is summed on the tensor side and read
+    every 200 steps only."""
+    import torch
+    from tqdm.auto import tqdm
+
+    z_t, target = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(y)
+    torch.manual_seed(member_seed)  # member 0 = the single head of the method
+    net = build_mlp(z.shape[1], out)
+    opt = make_adam(net.parameters(), s.lr)
     loss_fn = torch.nn.CrossEntropyLoss() if loss_name == "ce" else torch.nn.MSELoss()
     gen = torch.Generator().manual_seed(member_seed)
-    history = []
+    history: list[float] = []
     steps = s.epochs * int(np.ceil(len(train_idx) / s.batch_size))
     with tqdm(total=steps, desc=desc, unit="step", leave=False, mininterval=1.0) as bar:
         for _ in range(s.epochs):
             perm = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]
-            running = 0.0
+            running = torch.zeros((), dtype=torch.float64)
             for i, b in enumerate(range(0, len(perm), s.batch_size)):
                 idx = perm[b : b + s.batch_size]
-                pred = net(z[idx])
+                pred = net(z_t[idx])
                 loss = loss_fn(pred, target[idx]) if loss_name == "ce" else loss_fn(pred.squeeze(-1), target[idx])
-                opt.zero_grad()
+                opt.zero_grad(set_to_none=False)
                 loss.backward()
                 opt.step()
-                running += loss.item()
+                running += loss.detach()
                 bar.update(1)
                 if (i + 1) % 200 == 0:
-                    history.append(running / 200)
-                    bar.set_postfix(loss=f"{running / 200:.4f}")
-                    running = 0.0
-    return TrainedHead(state={k: v.detach().clone() for k, v in net.state_dict().items()}, d=x.shape[1], out=out,
-                       mean=mean.astype(np.float32), std=std.astype(np.float32), train_idx=train_idx,
-                       val_idx=val_idx, history=history)
+                    history.append(running.item() / 200)
+                    bar.set_postfix(loss=f"{history[-1]:.4f}")
+                    running.zero_()
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}, history
 
 
 class HeadEnsemble:

@@ -155,8 +155,14 @@ def _naming_section(model, min_margin: float) -> str:
 
 def write_report(ctx: SelectionContext, result: SelectionResult, manifest: dict[str, Any], out: str | Path,
                  extra_sections: list[str] | None = None) -> Path:
-    """out/report.html for any selector's run. Runs nothing: DaaR's sections appear when DaaR was
-    fitted in this run, the PCA when the pool's probe-layer features were computed."""
+    """out/report.html for any selector's run, written atomically (see report_html)."""
+    return atomic_write(Path(out) / "report.html", report_html(ctx, result, manifest, extra_sections))
+
+
+def report_html(ctx: SelectionContext, result: SelectionResult, manifest: dict[str, Any],
+                extra_sections: list[str] | None = None) -> str:
+    """The page for any selector's run. Runs nothing: DaaR's sections appear when DaaR was fitted in
+    this run, the PCA when the pool's probe-layer features were computed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,6 +199,12 @@ def write_report(ctx: SelectionContext, result: SelectionResult, manifest: dict[
                                                 [[s["name"], s["seconds"], s["skipped_on_rerun"], s["fingerprint"]]
                                                  for s in stages]))
     parts.extend(extra_sections or [])
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>daar report</title><style>{_CSS}</style>" \
+    changed = manifest.get("id_changes") or []
+    if changed:
+        parts.append(f"<h2>Record ids</h2><p>{len(changed)} record(s) had a duplicate or unusable id and were "
+                     "given a new one or rejected (all other ids are the file's own; full list: manifest.json, "
+                     "id_changes)</p>" + _table(["line", "original id", "new id", "reason"],
+                                                [[c["line"], c["original"], c["new"], c["reason"]]
+                                                 for c in changed[:50]]))
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>daar report</title><style>{_CSS}</style>" \
            f"</head><body>{''.join(parts)}</body></html>"
-    return atomic_write(Path(out) / "report.html", page)

@@ -68,6 +68,7 @@ def compare(ctx: SelectionContext, methods: list[str], budget: int, out: str | P
 
     out = Path(out)
     cfg = ctx.cfg
+    earlier = _earlier_methods(out)
     label_field = cfg.selection.label_field
     labels = ctx.labels(label_field) if label_field else None  # a missing field fails before any method runs
     shared: dict[str, float] = {}
@@ -102,13 +103,39 @@ def compare(ctx: SelectionContext, methods: list[str], budget: int, out: str | P
         write_comparison(_summary(info, runs), out)
     summary = _summary(info, runs)
     ok = [r for r in runs if r.result is not None]
+    _remove_stale_methods(out, earlier, {r.method for r in ok})
     if ok:  # report.html for DaaR's selection (or the first method's), with the comparison as a section
         from daar.report.html import write_report
 
         main = next((r for r in ok if r.method == "daar"), ok[0])
         summary["report"] = str(write_report(method_ctx, main.result, main.manifest, out, extra_sections=[
             "<h2>Comparison of methods</h2>" + comparison_html(summary)]))
+    else:
+        (out / "report.html").unlink(missing_ok=True)  # an earlier compare's: no method ran this time
     return summary
+
+
+def _earlier_methods(out: Path) -> set[str]:
+    """The methods an earlier compare into `out` wrote (from its comparison.json)."""
+    import json
+
+    try:
+        return {str(m) for m in json.loads((out / "comparison.json").read_text()).get("methods", [])}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def _remove_stale_methods(out: Path, earlier: set[str], written: set[str]) -> None:
+    """An earlier compare's method folder that this one did not write (dropped or failed now) would sit
+    beside the new table as if current: remove what that run wrote there."""
+    from daar.runs.outputs import RunFiles
+
+    for method in sorted(earlier - written):
+        folder = out / method
+        if "/" not in method and folder.is_dir() and (folder / "manifest.json").is_file():
+            removed = RunFiles(folder).remove_all()
+            log.info("compare: removed %s/ of an earlier compare (%d files): %s did not run or failed now",
+                     folder, len(removed), method)
 
 
 def _run_one(ctx: SelectionContext, method: str, budget: int, out: Path, extra: dict[str, Any]) -> MethodRun:
@@ -157,11 +184,18 @@ def _metrics(selected: np.ndarray, x: np.ndarray, clusters: dv.PoolClusters, daa
 
 def run_compare(cfg) -> dict[str, Any]:
     """`daar compare` as a function: cheap checks first, then load the pool once and run every method."""
-    from daar.runs.select import load_context
-    from daar.settings import parse_budget
+    from daar.io import folder_lock
 
     methods = parse_methods(cfg.selection.methods)
     out = Path(cfg.run.out or "runs/compare")
+    with folder_lock(out):  # a second compare into the same --out fails at once
+        return _run_compare(cfg, methods, out)
+
+
+def _run_compare(cfg, methods: list[str], out: Path) -> dict[str, Any]:
+    from daar.runs.select import load_context
+    from daar.settings import parse_budget
+
     ctx = load_context(cfg.replace(until=None))
     budget = parse_budget(cfg.selection.budget, ctx.n)
     if cfg.selection.label_field:

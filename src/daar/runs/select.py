@@ -35,8 +35,9 @@ def load_context(cfg, generator: Any | None = None) -> SelectionContext:
 
 
 def run_method(ctx: SelectionContext, method: str, budget: int, out: str | Path,
-               extra_manifest: dict[str, Any] | None = None) -> tuple[SelectionResult, dict[str, Any]]:
-    """Run one selector on `ctx` and write its outputs into `out`; returns (result, manifest)."""
+               extra_manifest: dict[str, Any] | None = None,
+               report: bool = False) -> tuple[SelectionResult, dict[str, Any]]:
+    """Run one selector on `ctx` and write its outputs (with report.html when `report`) into `out`."""
     from daar.runs.outputs import write_outputs
 
     selector = get_selector(method)
@@ -47,7 +48,8 @@ def run_method(ctx: SelectionContext, method: str, budget: int, out: str | Path,
     if len(result.selected) != budget:
         raise RuntimeError(f"selector '{method}' returned {len(result.selected)} records for a budget of {budget}")
     # the method's own time, apart from shared work (loading, features, DaaR's stages for other methods)
-    manifest = write_outputs(ctx, result, method, out, {"select_seconds": round(seconds, 3), **(extra_manifest or {})})
+    manifest = write_outputs(ctx, result, method, out, {"select_seconds": round(seconds, 3), **(extra_manifest or {})},
+                             report=report)
     return result, manifest
 
 
@@ -74,24 +76,35 @@ def check_until(cfg) -> None:
 
 
 def run_selection(cfg, generator: Any | None = None) -> dict[str, Any]:
-    """Run `cfg.selection.method` on the pool into `cfg.run.out`; returns the manifest (with the report path)."""
+    """Run `cfg.selection.method` on the pool into `cfg.run.out`; returns the manifest (with the report path).
+
+    The run holds the folder's lock (daar.io.folder_lock): a second run into the same --out fails at once.
+    """
+    from daar.io import folder_lock
+
+    with folder_lock(cfg.run.out or "runs/select"):
+        return _run_selection(cfg, generator)
+
+
+def _run_selection(cfg, generator: Any | None = None) -> dict[str, Any]:
     from daar.settings import parse_budget
 
     t0 = time.perf_counter()
     method = cfg.selection.method
     get_selector(method)  # fail fast on an unknown method, before any loading
     check_until(cfg)
+    from daar.scale.run import streams
+
+    if streams(cfg):  # --stream / --backend ray: shards, scores only, O(budget) memory (daar.scale)
+        from daar.scale.run import run_streaming
+
+        return run_streaming(cfg, generator)
     ctx = load_context(cfg, generator)
     if cfg.selection.until:
         return run_until(ctx)
     budget = parse_budget(cfg.selection.budget, ctx.n)
     out = Path(cfg.run.out or "runs/select")
-    result, manifest = run_method(ctx, method, budget, out)
-    from daar.report.html import write_report
-
-    t1 = time.perf_counter()
-    manifest["report"] = str(write_report(ctx, result, manifest, out))
-    ctx.resources.timings["report"] = time.perf_counter() - t1
+    result, manifest = run_method(ctx, method, budget, out, report=True)
     manifest["wall_seconds"] = round(time.perf_counter() - t0, 3)
     return manifest
 

@@ -12,6 +12,7 @@ sections.py / jobs.py); the CLI (daar.cli) and the flag tables are generated fro
 from daar.settings.base import FieldInfo, Section, flag_name, setting
 from daar.settings.config import FIELD_SECTION, PRESETS, SECTIONS, Config, parse_budget
 from daar.settings.jobs import EXPORT_FORMATS, EvalSettings, RunSettings, TrainSettings
+from daar.settings.scale import ScaleSettings
 from daar.settings.sections import (
     BaselineSettings,
     FeatureSettings,
@@ -27,4 +28,4 @@ from daar.settings.sections import (
 __all__ = ["Config", "parse_budget", "budget_spec", "parse_band", "setting", "flag_name", "FieldInfo", "Section",
            "SECTIONS", "FIELD_SECTION", "PRESETS", "EXPORT_FORMATS", "InputSettings", "LMSettings",
            "FeatureSettings", "SynthesisSettings", "ProbeSettings", "SelectionSettings", "BaselineSettings",
-           "TrainSettings", "EvalSettings", "RunSettings"]
+           "TrainSettings", "EvalSettings", "RunSettings", "ScaleSettings"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +21,8 @@ from daar.errors import ConfigError
 _KIND_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "a mapping"}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+# Integers reach torch and numpy as int64; a larger value would overflow there, long after validation.
+INT_LIMIT = 2**63 - 1
 
 
 def setting(default: Any = None, *, help: str, choices: Sequence[str] | None = None, metavar: str | None = None,
@@ -169,6 +172,10 @@ class Section:
             value = getattr(self, name)
             if value is None:
                 continue
+            if info.kind is float and not math.isfinite(value):
+                raise ConfigError(f"{info.flag} must be a finite number (got {value})")
+            if info.kind is int and abs(value) > INT_LIMIT:
+                raise ConfigError(f"{info.flag} {value} is too large (the limit is {INT_LIMIT})")
             if info.choices and value not in info.choices:
                 raise ConfigError(f"{info.flag} '{value}' is not one of: {', '.join(info.choices)}")
             if info.minimum is not None and value < info.minimum:
@@ -204,3 +211,16 @@ def check_range(section: Section, name: str, lo: float, hi: float, *, lo_open: b
     if not ok:
         interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
         raise bad(name, f"must be in {interval} (got {value})")
+
+
+def env_int(name: str, minimum: int = 1, environ: Mapping[str, str] | None = None) -> int | None:
+    """The integer in environment variable `name`, None when unset; anything else is a ConfigError."""
+    import os
+
+    text = (os.environ if environ is None else environ).get(name, "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.lstrip("+").isdigit()) or int(text) < minimum or int(text) > INT_LIMIT:
+        raise ConfigError(f"environment variable {name}={text!r} must be an integer >= {minimum}; "
+                          f"fix it or unset it (unset {name})")
+    return int(text)

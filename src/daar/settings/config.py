@@ -4,19 +4,26 @@ Keys may be flat (`layer: 3`, `--layer 3`, `Config(layer="3")`: field names are 
 sections) or nested (`features: {layer: 3}`); dashes and underscores are the same. Precedence:
 defaults < YAML < flags. A Config is frozen: `cfg.replace(**keys)` returns a changed copy.
 `validate()` runs once, after merging, and raises ConfigError with a message that says what to do.
+It is the one place every setting is checked before anything is loaded or computed: each section's
+types, choices and bounds, then what spans sections or lives outside them (the template renders,
+the seeds suit every library, folders are not files, the environment variables, the domains file
+parses, the probe file exists).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from daar.errors import ConfigError
-from daar.settings.base import FieldInfo, Section, flag_name
+from daar.io import read_yaml
+from daar.settings.base import FieldInfo, Section, env_int, flag_name
 from daar.settings.jobs import PRESET_NAMES, EvalSettings, RunSettings, TrainSettings
+from daar.settings.scale import ScaleSettings
 from daar.settings.sections import (
     BaselineSettings,
     FeatureSettings,
@@ -31,7 +38,7 @@ from daar.settings.sections import (
 # Section attribute -> class, in manifest order.
 SECTIONS: dict[str, type[Section]] = {cls.NAME: cls for cls in (
     InputSettings, LMSettings, FeatureSettings, SynthesisSettings, ProbeSettings, SelectionSettings,
-    BaselineSettings, TrainSettings, EvalSettings, RunSettings)}
+    BaselineSettings, TrainSettings, EvalSettings, RunSettings, ScaleSettings)}
 # Flat field name -> its section.
 FIELD_SECTION: dict[str, str] = {name: sec for sec, cls in SECTIONS.items() for name in cls.names()}
 if len(FIELD_SECTION) != sum(len(c.names()) for c in SECTIONS.values()) or set(FIELD_SECTION) & set(SECTIONS):
@@ -66,6 +73,7 @@ class Config:
     train: TrainSettings
     eval: EvalSettings
     run: RunSettings
+    scale: ScaleSettings
 
     def __init__(self, **values: Any) -> None:
         sections = _overlay({name: cls() for name, cls in SECTIONS.items()}, values, "Config(...)")
@@ -94,15 +102,8 @@ class Config:
 
     @classmethod
     def from_yaml(cls, path: str | Path, base: Config | None = None) -> Config:
-        import yaml
-
         path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        values = read_yaml(path, "config file") or {}
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of setting: value")
         return cls.from_mapping(values, base, source=str(path))
@@ -118,10 +119,18 @@ class Config:
         changes = PRESETS[self.run.preset]
         return self.replace(**changes) if changes else self
 
-    def validate(self) -> Config:
-        """Each section's own checks, then the checks that span sections; returns self."""
+    def validate(self, out_may_be_file: bool = False) -> Config:
+        """Each section's own checks, then the checks that span sections or read outside them; returns self.
+
+        `out_may_be_file`: --out may name a file (daar export); everywhere else it is a folder.
+        """
         for section in self.sections().values():
             section.validate()
+        _check_template(self.input.template)
+        _check_seeds(self)
+        _check_folders(self, out_may_be_file)
+        _check_environment()
+        _check_inputs(self)
         return self
 
     def require(self, **reasons: str) -> Config:
@@ -189,6 +198,63 @@ def _overlay(sections: dict[str, Section], values: Mapping[str, Any], source: st
             typed[field] = value
         out[name] = dataclasses.replace(out[name], **typed)  # type: ignore[type-var]
     return out
+
+
+# Environment variables daar reads, checked with the settings (their readers raise too late).
+ENVIRONMENT = {"DAAR_CACHE": "the cache folder (models, feature store, stage store)",
+               "DAAR_SHARD_SIZE": "records per feature-store shard"}
+# scikit-learn takes seeds in [0, 2**32 - 1] (k-means, splits); a larger one fails after the expensive stages.
+SEED_LIMIT = 2**32 - 1
+
+
+def _check_template(template: str) -> None:
+    """Render a sample record, so a bad placeholder fails here instead of in the first batch."""
+    from daar.data.render import Renderer  # the renderer owns the template rules; this only asks it
+
+    try:
+        Renderer.named(template).render_fields("instruction", "input", "output")
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"--template {template!r} cannot render a record ({exc}); give default, "
+                          "reference-train, reference-score or a format string over {instruction}, {input}, "
+                          "{output} and {prompt} (write a literal brace as {{ or }})") from None
+
+
+def _check_seeds(cfg: Config) -> None:
+    for name, value in (("seed", cfg.run.seed), ("head_seed", cfg.probes.head_seed)):
+        if value is not None and not 0 <= value <= SEED_LIMIT:
+            raise ConfigError(f"{flag_name(name)} must be in [0, {SEED_LIMIT}] (got {value}): scikit-learn "
+                              "and numpy take 32-bit seeds")
+
+
+def _not_a_file(path: str | None, what: str, hint: str) -> None:
+    if path and Path(path).exists() and not Path(path).is_dir():
+        raise ConfigError(f"{what} {path} is an existing file, not a folder; {hint}")
+
+
+def _check_folders(cfg: Config, out_may_be_file: bool) -> None:
+    if not out_may_be_file:
+        _not_a_file(cfg.run.out, "--out", "give a new folder or the folder of an earlier run")
+    _not_a_file(cfg.features.feature_cache, "--feature-cache", "give a folder")
+    _not_a_file(cfg.features.stage_cache, "--stage-cache", "give a folder")
+
+
+def _check_environment() -> None:
+    _not_a_file(os.environ.get("DAAR_CACHE"), "environment variable DAAR_CACHE",
+                f"point it at a folder for {ENVIRONMENT['DAAR_CACHE']}, or unset it")
+    env_int("DAAR_SHARD_SIZE", minimum=1)
+
+
+def _check_inputs(cfg: Config) -> None:
+    """The files read late in a run (the probe set after the pool's features, the domains before
+    synthesis) are read or looked at now, so a typo costs nothing."""
+    probe = cfg.probes.probe_data
+    if probe and not Path(probe).exists():
+        raise ConfigError(f"--probe-data {probe}: file not found; check the path, or leave it out to sample "
+                          "the probe set from the pool")
+    if cfg.synthesis.domains:
+        from daar.synth.domains import load_domains  # parses and checks the file; nothing is generated
+
+        load_domains(cfg.synthesis.domains)
 
 
 def _unknown(source: str, key: str, known: list[str] | tuple[str, ...], label: str) -> ConfigError:

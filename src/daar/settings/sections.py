@@ -7,6 +7,7 @@ repeat a default (the CLI appends it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -71,7 +72,12 @@ class FeatureSettings(Section):
                                      default_text="1024 (layer K), 512 (embedding); eval: the model's, "
                                      "heldout-loss 2048")
     batch_size: int = setting(16, minimum=1, metavar="N",
-                              help="texts per forward pass (length-bucketed); also the ifd / deita scorer batch")
+                              help="texts per forward pass of the ifd / deita scorers (length-bucketed; feature "
+                              "extraction batches by --batch-tokens)")
+    feature_batch_tokens: int | None = setting(minimum=1, metavar="N",
+                                               help="feature extraction: padded tokens per forward pass "
+                                               "(batches of similar-length texts up to this budget)",
+                                               default_text="4096 on a CPU, 131072 on a GPU")
     feature_cache: str | None = setting(help="feature store folder", metavar="DIR",
                                         default_text="$DAAR_CACHE/features")
     stage_cache: str | None = setting(help="stage store folder: the DaaR stages' fingerprinted outputs, reused "
@@ -271,20 +277,32 @@ class BaselineSettings(Section):
 
 
 def budget_spec(budget: str | int | float) -> int | float:
-    """A count (int) or a fraction of the pool (float in (0, 1]); '20%' -> 0.2. Errors name the fix."""
+    """A count (int) or a fraction of the pool (float in (0, 1]). Errors name the fix.
+
+    '8000', '1e3' and '2.0' are counts (a whole number >= 1, however written); '0.2', '20%' and '1.0'
+    are fractions ('1.0' = the whole pool, as it always was; '1' is one record).
+    """
     text = str(budget).strip()
+    if text.isascii() and text.lstrip("+").isdigit():  # isdigit alone also takes '¹', which int() refuses
+        count = int(text)  # exact, however long
+        if count < 1:
+            raise bad("budget", f"{text} selects no record; give a count >= 1 or a fraction in (0, 1]")
+        return count
     try:
-        if text.endswith("%"):
-            frac = float(text[:-1]) / 100
-        elif "." in text or "e" in text.lower():
-            frac = float(text)
-        else:
-            count = int(text)
-            if count < 1:
-                raise bad("budget", f"{text} selects no record; give a count >= 1 or a fraction")
-            return count
+        value = float(text[:-1] if text.endswith("%") else text)
     except ValueError:
         raise bad("budget", f"'{text}' is neither a count (8000) nor a fraction (0.2 or 20%)") from None
-    if not 0 < frac <= 1:
-        raise bad("budget", f"{text}: a fraction must be in (0, 1]")
-    return frac
+    if not math.isfinite(value):
+        raise bad("budget", f"'{text}' is not a finite number; give a count (8000) or a fraction (0.2 or 20%)")
+    if text.endswith("%"):
+        if not 0 < value <= 100:
+            raise bad("budget", f"{text}: a percentage must be in (0%, 100%]")
+        return value / 100
+    if value >= 1 and value.is_integer() and not (value == 1 and "." in text):
+        return int(value)
+    if 0 < value <= 1:
+        return value
+    if value <= 0:
+        raise bad("budget", f"{text} selects no record; give a count >= 1 or a fraction in (0, 1]")
+    raise bad("budget", f"{text} is neither a count (a whole number, e.g. 8000 or 1e3) nor a fraction in (0, 1] "
+              "(0.2 or 20%)")

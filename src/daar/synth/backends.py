@@ -63,9 +63,13 @@ def _json_stopper(tokenizer, prompt_len: int, prefix: str, rows: int):
 
 
 class HFBackend(GenerationBackend):
-    def __init__(self, model: str | None, dtype: str = "auto", device: str | None = None, batch_size: int = 8):
+    def __init__(self, model: str | None, dtype: str = "auto", device: str | None = None, batch_size: int = 8,
+                 cache_implementation: str | None = None):
         from daar.models.loading import load_model
 
+        # None: transformers' dynamic KV cache; "static": a preallocated one (benchmarks/generation.py
+        # measures both; without torch.compile the static cache was not faster on the CPU)
+        self.cache_implementation = cache_implementation
         self.loaded = load_model(model, dtype=dtype, device=device, causal_lm=True)
         self.identity = self.loaded.identity
         self.batch_size = batch_size
@@ -94,7 +98,9 @@ class HFBackend(GenerationBackend):
             with torch.inference_mode():
                 gen = model.generate(**enc, do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
                                      top_p=top_p if temperature > 0 else None, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tok.pad_token_id, stopping_criteria=stop or None)
+                                     pad_token_id=tok.pad_token_id, stopping_criteria=stop or None,
+                                     **({"cache_implementation": self.cache_implementation}
+                                        if self.cache_implementation else {}))
             new = gen[:, enc["input_ids"].shape[1]:]
             outs.extend(prefix + t for t in tok.batch_decode(new, skip_special_tokens=True))
         return [outs[i * n : (i + 1) * n] for i in range(len(prompts))]

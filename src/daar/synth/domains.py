@@ -45,8 +45,12 @@ def _domain(entry: Any, where: str) -> Domain:
         if not isinstance(ex, dict) or not str(ex.get("instruction", "")).strip():
             raise ConfigError(f"{where}: example {j} of domain '{entry['name']}' needs an 'instruction'")
     tau = entry.get("tau")
-    if tau is not None and not 0 < float(tau) <= 1:
-        raise ConfigError(f"{where}: tau of domain '{entry['name']}' must be in (0, 1]")
+    try:
+        ok = tau is None or (not isinstance(tau, bool) and 0 < float(tau) <= 1)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"{where}: tau of domain '{entry['name']}' must be a number in (0, 1], got {tau!r}")
     return Domain(name=str(entry["name"]), description=str(entry["description"]),
                   examples=[{k: str(ex.get(k, "") or "") for k in ("instruction", "input", "output")} for ex in examples],
                   tau=float(tau) if tau is not None else None)
@@ -57,12 +61,10 @@ def load_domains(path: str | Path | None) -> list[Domain]:
     if path is None:
         entries, where = DEFAULT_DOMAINS, "default domains"
     else:
-        import yaml
+        from daar.io import read_yaml
 
         p = Path(path)
-        if not p.exists():
-            raise ConfigError(f"{p}: domains file not found")
-        doc = yaml.safe_load(p.read_text())
+        doc = read_yaml(p, "domains file")
         entries = doc.get("domains") if isinstance(doc, dict) else doc
         where = str(p)
         if not isinstance(entries, list):

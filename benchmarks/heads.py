@@ -1,0 +1,120 @@
+"""Head-training speed: psi_dom and psi_div at the paper's shape (batch 1, one epoch over a 5,000-record
+probe set = ~4,850 steps each), with the roofline, and the check that the fast loop gives the heads the
+simple loop gives (same seed).
+
+Features are Gaussian with the bundled model's hidden size (the time of a step does not depend on the
+values); labels come from a fixed random linear map, so psi_dom has something to learn and psi_div's
+target (psi_dom's entropy) is not constant. The simple loop (`reference_fit`: plain Adam, gradients set
+to None, a host read of the loss every step, torch's default threads) is what daar ran before.
+
+    python benchmarks/heads.py                       # both heads, 5,000 probe records, + a 600-step check
+    python benchmarks/heads.py --n 1000 --check-steps 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def reference_fit(x, y, out, loss_name, s):
+    """The loop as it was: the same data, split, init and order as daar.method.mlp._fit, member 0."""
+    import torch
+
+    from daar.method.mlp import _split, build_mlp
+
+    train_idx, _ = _split(len(x), s)
+    mean, std = x[train_idx].mean(0), x[train_idx].std(0) + 1e-6
+    z, target = torch.from_numpy((x - mean) / std), torch.from_numpy(y)
+    torch.manual_seed(s.seed)
+    net = build_mlp(x.shape[1], out)
+    opt = torch.optim.Adam(net.parameters(), lr=s.lr)
+    loss_fn = torch.nn.CrossEntropyLoss() if loss_name == "ce" else torch.nn.MSELoss()
+    gen = torch.Generator().manual_seed(s.seed)
+    for _ in range(s.epochs):
+        perm = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]
+        for b in range(0, len(perm), s.batch_size):
+            idx = perm[b : b + s.batch_size]
+            pred = net(z[idx])
+            loss = loss_fn(pred, target[idx]) if loss_name == "ce" else loss_fn(pred.squeeze(-1), target[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss.item()
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def problem(n: int, d: int, k: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    labels = (x @ rng.standard_normal((d, k))).argmax(1).astype(np.int64)
+    return x, labels
+
+
+def step_flops(d: int, out: int) -> float:
+    """Forward 2, backward 4 FLOPs per weight per sample (batch 1)."""
+    dims = [d, 2 * d, d, max(1, d // 2), 256, out]
+    return 6.0 * sum(a * b for a, b in zip(dims, dims[1:], strict=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=5000, help="probe records (the paper: 5,000)")
+    p.add_argument("--d", type=int, default=576, help="feature size (the bundled model's hidden size)")
+    p.add_argument("--k", type=int, default=4, help="domains")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--check-steps", type=int, default=600, help="steps of the fast-vs-simple equality check (0: skip)")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from daar.method.mlp import HeadTraining, entropy, train_classifier, train_regressor
+    from daar.perf.roofline import fraction_line, machine_info, measure_peak
+
+    print(machine_info().line(), flush=True)
+    x, labels = problem(args.n, args.d, args.k)
+    s = HeadTraining(lr=1e-5, batch_size=1, epochs=1, val_fraction=0.03, seed=args.seed, ensemble=1)
+    peak = measure_peak("float32", shapes=[(1, args.d, 2 * args.d), (2048, args.d, 2 * args.d)])
+    print(peak.line(), flush=True)
+    n_train = args.n - int(round(args.n * s.val_fraction))
+    t0, c0 = time.perf_counter(), time.process_time()
+    dom = train_classifier(x, labels, args.k, s)
+    t_dom, c_dom = time.perf_counter() - t0, time.process_time() - c0
+    target = entropy(dom.predict_proba(x))
+    t0, c0 = time.perf_counter(), time.process_time()
+    train_regressor(x, target, s)
+    t_div, c_div = time.perf_counter() - t0, time.process_time() - c0
+    for name, sec, cpu, out in (("psi_dom", t_dom, c_dom, args.k), ("psi_div", t_div, c_div, 1)):
+        f = step_flops(args.d, out) * n_train
+        print(fraction_line(f"[probe {args.n}] {name}, {n_train} batch-1 steps ({1000 * sec / n_train:.2f} ms/step)",
+                            sec, f, peak, records=n_train, cpu_seconds=cpu), flush=True)
+    if args.check_steps:
+        sub = HeadTraining(lr=1e-5, batch_size=1, epochs=1, val_fraction=0.03, seed=args.seed, ensemble=1)
+        xs, ys = x[: args.check_steps], labels[: args.check_steps]
+        t0 = time.perf_counter()
+        ref = reference_fit(xs, ys, args.k, "ce", sub)
+        t_ref = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fast = train_classifier(xs, ys, args.k, sub).members[0]
+        t_fast = time.perf_counter() - t0
+        diff = max(float((ref[k] - fast.state[k]).abs().max()) for k in ref)
+        ref_head = type(fast)(state=ref, d=fast.d, out=fast.out, mean=fast.mean, std=fast.std,
+                              train_idx=fast.train_idx, val_idx=fast.val_idx)
+        same_argmax = float((ref_head.predict_proba(x).argmax(1) == fast.predict_proba(x).argmax(1)).mean())
+        ent_diff = float(np.abs(entropy(ref_head.predict_proba(x)) - entropy(fast.predict_proba(x))).max())
+        print(f"check, {len(fast.train_idx)} steps: simple loop {t_ref:.1f} s ({torch.get_num_threads()} threads), "
+              f"daar {t_fast:.1f} s -> {t_ref / t_fast:.1f}x; max |weight difference| {diff:.2e}, "
+              f"same predicted domain {100 * same_argmax:.2f} %, max |entropy difference| {ent_diff:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""A streamed `daar select`: plan shards, fit on the probe set (driver), score shards (local or Ray),
+select in O(budget) memory, write the outputs.
+
+    plan (one pass over the bytes) -> probe set (two passes, when sampled from the pool)
+    -> DaaRModel.fit on the driver (stage store, as in memory) -> model.npz in the shard folder
+    -> pending shards scored by the backend (each committed alone) -> selection over the score shards
+    -> selected.jsonl / scores.parquet / rejects.jsonl / manifest.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from daar.data.pool import Pool
+from daar.data.render import Renderer
+from daar.errors import ConfigError, InputError
+from daar.io import atomic_write, fingerprint, json_default
+from daar.scale.resume import ShardDir
+from daar.scale.select import SCORE_COLUMN, STREAMING_METHODS, select_streaming
+from daar.scale.shards import ShardPlan, plan_shards, read_shard
+
+log = logging.getLogger(__name__)
+
+
+def plan_for(cfg) -> ShardPlan:
+    i = cfg.input
+    if not i.data:
+        raise ConfigError("--data is required (the pool to select from)")
+    return plan_shards(i.data, i.format, cfg.scale.shard_size, i.schema)
+
+
+def streams(cfg) -> bool:
+    """True when `cfg` asks for a streamed selection and its method can stream.
+
+    A method that needs the whole pool in memory runs in memory when the pool is at most
+    --memory-limit rows (False), and stops with an error above it.
+    """
+    if not cfg.scale.streaming:
+        return False
+    if cfg.selection.until:
+        raise ConfigError("--until runs the in-memory pipeline; drop --stream / --backend ray to stop after a stage")
+    method, limit = cfg.selection.method, cfg.scale.memory_limit
+    if method in STREAMING_METHODS:
+        return True
+    rows = plan_for(cfg).n_rows
+    if rows <= limit:
+        log.warning("--method %s needs the pool in memory; %d records are within --memory-limit %d, so it runs "
+                    "in memory in this process", method, rows, limit)
+        return False
+    raise ConfigError(f"--method {method} needs the whole pool in memory, and the pool has {rows} records, above "
+                      f"--memory-limit {limit} (~34 KB of memory each in memory). Stream with one of "
+                      f"{', '.join(STREAMING_METHODS)}, select from a sample of the pool, or raise --memory-limit "
+                      "on a machine with the memory")
+
+
+def _counts(plan: ShardPlan, cfg) -> list[int]:
+    """Usable records per shard (a parsing pass; stops at a bad record unless --on-bad-record skip)."""
+    return [len(read_shard(s, plan.schema, cfg.input.on_bad_record, plan.schema_from)[0]) for s in plan.shards]
+
+
+def probe_from_pool(cfg, plan: ShardPlan, n_domains: int) -> Pool:
+    """The in-memory probe set exactly (Pool.sample's positions among the usable records), streamed."""
+    counts = _counts(plan, cfg)
+    n = sum(counts)
+    if n == 0:
+        raise InputError(plan.path, f"all {plan.n_rows} records were rejected", "Check the file's schema; see --schema")
+    size = min(cfg.probes.probe_size or min(5000, max(1, n // 4)), n)
+    positions = (np.arange(n) if size >= n else
+                 np.sort(np.random.default_rng(cfg.run.seed).choice(n, size, replace=False)))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    records = []
+    for j, spec in enumerate(plan.shards):
+        local = positions[(positions >= offsets[j]) & (positions < offsets[j + 1])] - offsets[j]
+        if len(local):
+            shard_records = read_shard(spec, plan.schema, cfg.input.on_bad_record, plan.schema_from)[0]
+            records.extend(shard_records[int(p)] for p in local)
+    probe = Pool(tuple(records), Renderer.named(cfg.input.template), (), plan.path, plan.schema)
+    if probe.n < 2 * n_domains:
+        raise ConfigError(f"the probe set has {probe.n} records, too few to pseudo-label {n_domains} domains and "
+                          "train the probes; give a bigger pool, --probe-size or --probe-data")
+    return probe
+
+
+def fit(cfg, plan: ShardPlan, generator: Any | None = None):
+    """DaaR fitted on the driver, exactly as in memory; returns (model, stage runner, probe)."""
+    from daar.method import DaaRModel, StageRunner, StageStore
+    from daar.method.pipeline import build_pipeline, generator_for
+    from daar.method.pseudolabels import probe_set
+    from daar.synth.domains import load_domains
+
+    domains = load_domains(cfg.synthesis.domains)
+    probe = (probe_set(cfg, None, len(domains)) if cfg.probes.probe_data
+             else probe_from_pool(cfg, plan, len(domains)))
+    runner = StageRunner(StageStore(cfg.features.stage_cache))
+    pipeline = build_pipeline(cfg, probe, generator=generator_for(cfg, domains, backend=generator))
+    return DaaRModel.from_pipeline(pipeline, runner), runner, probe
+
+
+def score(cfg, plan: ShardPlan, sdir: ShardDir, model_path: str | None) -> dict[str, Any]:
+    """Score the shards not done yet on the chosen backend; returns what ran."""
+    from daar.scale.score import task_settings
+
+    s = cfg.scale
+    pending = sdir.pending(plan.shards)
+    settings = task_settings(sdir.root, sdir.scorer, plan, cfg, model_path)
+    t0 = time.perf_counter()
+    if s.backend == "ray":
+        from daar.scale.ray_backend import run_ray
+
+        run_ray(pending, settings, s.ray_address, s.workers, s.worker_cpus)
+    else:
+        from daar.scale.local import run_local
+
+        run_local(pending, settings)
+    return {"shards": len(plan.shards), "shards_scored": len(pending), "shards_reused": len(plan.shards) - len(pending),
+            "score_seconds": round(time.perf_counter() - t0, 3)}
+
+
+def run_streaming(cfg, generator: Any | None = None) -> dict[str, Any]:
+    """The streamed `daar select` (see the module docstring); returns the manifest."""
+    from daar.settings import parse_budget
+
+    t0 = time.perf_counter()
+    method, s = cfg.selection.method, cfg.scale
+    out = Path(cfg.run.out or "runs/select")
+    timings: dict[str, float] = {}
+    plan = plan_for(cfg)
+    timings["plan"] = time.perf_counter() - t0
+    model = runner = None
+    sdir_root = Path(s.shard_dir or out / "shards")
+    model_path = None
+    if method == "daar":
+        t1 = time.perf_counter()
+        model, runner, _ = fit(cfg, plan, generator)
+        model_path = str(model.save(sdir_root / f"model-{model.fingerprint}.npz"))
+        timings["fit"] = time.perf_counter() - t1
+    scorer = fingerprint("scores", 2, method if model is None else model.fingerprint, cfg.lm.device or "auto",
+                         cfg.lm.dtype)
+    sdir = ShardDir(sdir_root, scorer)
+    info = score(cfg, plan, sdir, model_path)
+    timings["score"] = info["score_seconds"]
+    summaries = sdir.summaries(plan.shards)
+    n, rejected = sum(x["records"] for x in summaries), sum(x["rejected"] for x in summaries)
+    if n == 0:
+        raise InputError(plan.path, f"all {rejected} records were rejected", "Check the file's schema; see --schema")
+    budget = parse_budget(cfg.selection.budget, n)
+    t1 = time.perf_counter()
+    sel = select_streaming(method, sdir, plan.shards, summaries, cfg, budget, model)
+    timings[f"select:{method}"] = time.perf_counter() - t1
+    manifest = write_all(cfg, plan, sdir, sel, model, out, method, n, rejected)
+    if runner is not None:
+        manifest["stages"] = [r.as_dict() for r in runner.records]
+        manifest["stage_store"] = str(runner.store.root)
+    manifest["scale"] = {"backend": s.backend, "workers": s.workers, "shard_size": s.shard_size,
+                         "shard_dir": str(sdir.root), **info,
+                         "records_per_second": round((n + rejected) / max(info["score_seconds"], 1e-9), 1),
+                         "worker_peak_rss_mb": max(x.get("worker_peak_rss_mb", 0) for x in summaries)}
+    timings["outputs"] = time.perf_counter() - t1 - timings[f"select:{method}"]
+    manifest["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    manifest["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2, default=json_default))
+    return manifest
+
+
+def write_all(cfg, plan: ShardPlan, sdir: ShardDir, sel, model, out: Path, method: str, n: int,
+              rejected: int) -> dict[str, Any]:
+    from daar.models.loading import model_identity
+    from daar.provenance import package_versions
+    from daar.scale.outputs import write_rejects, write_scores, write_selected
+
+    column = SCORE_COLUMN[method]
+    names = list(model.domain_names) if model is not None else None
+    lowest = write_selected(plan, sdir, sel.selected, out, method, column, names, cfg.selection.with_scores)
+    if method == "daar" and not np.isfinite(sel.metadata.get("entropy_cutoff", 0.0)):
+        sel.metadata["entropy_cutoff"] = lowest
+    write_scores(plan, sdir, sel.selected, out, column, names)
+    write_rejects(plan, sdir, out, rejected)
+    k = len(sel.selected)
+    counts = {"read": n + rejected, "selected": k, "not_selected": n - k, "rejected": rejected}
+    if counts["read"] != plan.n_rows or counts["read"] != k + counts["not_selected"] + rejected:
+        raise RuntimeError(f"record counts do not add up: {counts} for {plan.n_rows} rows")
+    return {"method": method, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "counts": counts,
+            "config": cfg.to_dict(nested=True), "versions": package_versions(), "model": model_identity(cfg.lm.model),
+            "seed": cfg.run.seed, "pool_fingerprint": plan.fingerprint,
+            "score_column": f"{method.replace('-', '_')}_score", "stages": [], "metadata": sel.metadata}
