@@ -32,6 +32,7 @@ def test_features_unchanged_by_the_fast_path(tiny_llama, tmp_path, monkeypatch):
     """The same features, to 1e-5 (float32), with daar's forward and with transformers' forward."""
     texts = [r["instruction"] + "\n" + r["output"] for r in ALPACA_ROWS] * 3
     kw = dict(model=tiny_llama, layer=2, dtype="float32", show_progress=False, max_tokens=64)
+    monkeypatch.setenv("DAAR_FAST_DECODER", "1")
     fast = FeatureExtractor(store=FeatureStore(tmp_path / "a"), **kw)
     got = fast(texts)
     assert isinstance(decoder_forward(fast.loaded, 1024), FastDecoder)
