@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from daar.data import Record, Renderer
+from daar.errors import ConfigError
 from daar.features import FeatureExtractor, FeatureSet, FeatureSpec, FeatureStore
 from daar.features.extract import DEFAULT_SHARD_SIZE, default_shard_size
 from daar.features.store import text_key
@@ -151,7 +152,7 @@ def test_shard_size_from_the_environment(tiny_llama, monkeypatch):
     assert len(shard_files(ext.features)) == 3
     assert FeatureExtractor(tiny_llama, layer=1, shard_size=7, show_progress=False).shard_size == 7  # explicit wins
     monkeypatch.setenv("DAAR_SHARD_SIZE", "zero")
-    with pytest.raises(ValueError, match="DAAR_SHARD_SIZE"):
+    with pytest.raises(ConfigError, match=r"DAAR_SHARD_SIZE='zero' must be an integer >= 1.*unset"):
         default_shard_size()
 
 

@@ -1,7 +1,9 @@
 """Readers for JSONL, JSON, Parquet, CSV and `datasets.save_to_disk` folders.
 
-Each reader yields (position, row) pairs, where position is the 1-based line number for JSONL and
+Each reader yields (index, position, row), where position is the 1-based line number for JSONL and
 the 1-based record number otherwise, so every error and every rejected record can say where it was.
+JSONL and Parquet are read, and every row is parsed, by daar.data.rows, which the streamed shards
+(daar.scale.shards) share.
 Files may be gzip / bzip2 / zstandard compressed and may start with a UTF-8 BOM (data.compression);
 record ids follow data.ids (own ids kept, only the records with a duplicate or unusable id changed).
 """
@@ -15,24 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daar.data.compression import (
-    UTF8_BOM,
-    check_not_utf16,
-    compression_of,
-    decode,
-    open_binary,
-    read_bytes,
-    strip_suffix,
-)
+from daar.data.compression import decode, read_bytes, strip_suffix
 from daar.data.ids import IdChange, assign_ids, describe
-from daar.data.records import SCHEMAS, Record, RejectedRecord, SchemaMismatch, detect_schema, normalise
+from daar.data.records import SCHEMAS, Record, RejectedRecord
+from daar.data.rows import Row, RowParser, iter_jsonl, iter_parquet, parse_rows
 from daar.errors import InputError
 from daar.io import atomic_write
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "json", "parquet", "csv", "hf")
-_FIX_JSON = "Fix or remove that line, or rerun with --on-bad-record skip to set it aside in rejects.jsonl"
 
 
 @dataclass
@@ -74,49 +68,17 @@ def detect_format(path: Path) -> str:
             ".pq": "parquet", ".csv": "csv"}.get(suffix, "jsonl")
 
 
-class _BadRow(Exception):
-    def __init__(self, pos: int, reason: str, raw: Any = None):
-        self.pos, self.reason, self.raw = pos, reason, raw
-
-
-def _not_one_per_line(path: Path, lineno: int, text: str) -> None:
-    """A .jsonl whose first record line opens a JSON list or a pretty-printed object is a JSON document."""
-    head = text.strip()
-    if head.startswith("[") or head == "{":
-        what = "a JSON list" if head.startswith("[") else "one JSON document spread over several lines"
-        raise InputError(path, f"holds {what}, not one JSON record per line (JSONL)",
-                         "Rerun with --format json, or convert it to one record per line", lineno)
-
-
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with open_binary(path) as fh:
-        first = True
-        for lineno, raw in enumerate(fh, start=1):
-            if lineno == 1:
-                check_not_utf16(raw, path)
-                raw = raw.removeprefix(UTF8_BOM)
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield lineno, _BadRow(lineno, f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8",
-                                      raw.decode("utf-8", errors="replace"))
-                continue
-            if not text.strip():
-                continue
-            if first:
-                _not_one_per_line(path, lineno, text)
-                first = False
-            try:
-                yield lineno, json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield lineno, _BadRow(lineno, f"malformed JSON ({exc.msg} at column {exc.colno})", text.rstrip("\n"))
-
-
 def _read_text(path: Path) -> str:
     return decode(read_bytes(path), path)
 
 
-def _iter_json(path: Path) -> Iterator[tuple[int, Any]]:
+def _numbered(rows: Iterator[Any]) -> Iterator[Row]:
+    """(index, record number, row): the record number is the 1-based index."""
+    for index, row in enumerate(rows):
+        yield index, index + 1, row
+
+
+def _iter_json(path: Path) -> Iterator[Row]:
     text = _read_text(path)
     try:
         doc = json.loads(text)
@@ -132,28 +94,10 @@ def _iter_json(path: Path) -> Iterator[tuple[int, Any]]:
         doc = lists[0]
     if not isinstance(doc, list):
         raise InputError(path, "top-level JSON value is not a list", "Put the records in a top-level list")
-    yield from enumerate(doc, start=1)
+    yield from _numbered(iter(doc))
 
 
-def _iter_table(table: Any) -> Iterator[tuple[int, Any]]:
-    yield from enumerate(table.to_pylist(), start=1)
-
-
-def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        # a compressed Parquet file is read into memory (Parquet compresses its own columns anyway)
-        table = pq.read_table(path if compression_of(path) is None else pa.BufferReader(read_bytes(path)))
-    except InputError:
-        raise
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise InputError(path, f"cannot be read as Parquet ({exc})", "Check the file is a complete Parquet file") from None
-    yield from _iter_table(table)
-
-
-def _iter_csv(path: Path) -> Iterator[tuple[int, Any]]:
+def _iter_csv(path: Path) -> Iterator[Row]:
     import csv
     import io
 
@@ -161,11 +105,10 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, Any]]:
     # newline="" lets the csv module see quoted newlines itself (str.splitlines would also split on
     # \u2028, \x0c and friends inside fields)
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    for i, row in enumerate(reader, start=1):
-        yield i, {k: v for k, v in row.items() if k is not None}
+    yield from _numbered({k: v for k, v in row.items() if k is not None} for row in reader)
 
 
-def _iter_hf(path: Path) -> Iterator[tuple[int, Any]]:
+def _iter_hf(path: Path) -> Iterator[Row]:
     import datasets
 
     try:
@@ -177,36 +120,22 @@ def _iter_hf(path: Path) -> Iterator[tuple[int, Any]]:
         split = "train" if "train" in ds else next(iter(ds))
         log.info("%s holds splits %s; reading '%s'", path, list(ds), split)
         ds = ds[split]
-    yield from enumerate(ds, start=1)
+    yield from _numbered(iter(ds))
 
 
-_READERS = {"jsonl": _iter_jsonl, "json": _iter_json, "parquet": _iter_parquet, "csv": _iter_csv, "hf": _iter_hf}
+# each yields (index, position, row): the shared JSONL / Parquet readers (daar.data.rows) serve the
+# streamed shards too, so both paths read a row the same way
+_READERS = {"jsonl": iter_jsonl, "json": _iter_json, "parquet": iter_parquet, "csv": _iter_csv, "hf": _iter_hf}
 
 
 def _read_rows(path: Path, fmt: str, schema: str, on_bad_record: str, unit: str):
     """(good rows as (index, position, row, normalised), rejected rows, resolved schema)."""
     good: list[tuple[int, int, dict[str, Any], tuple]] = []
     rejected: list[RejectedRecord] = []
-    resolved = None if schema == "auto" else schema
-    for index, (pos, row) in enumerate(_READERS[fmt](path)):
-        try:
-            if isinstance(row, _BadRow):
-                raise row
-            if resolved is None:
-                resolved = detect_schema(row)
-                if resolved is None:
-                    keys = ", ".join(sorted(row)) if isinstance(row, dict) else type(row).__name__
-                    raise _BadRow(pos, f"no known schema fields (found: {keys}); expected instruction/input/output, "
-                                       "conversations, messages or text", row)
-            try:
-                good.append((index, pos, row, normalise(row, resolved)))
-            except SchemaMismatch as exc:
-                raise _BadRow(pos, f"{exc} (schema: {resolved})", row) from None
-        except _BadRow as bad:
-            if on_bad_record == "error":
-                raise InputError(path, bad.reason, _FIX_JSON, bad.pos, unit) from None
-            rejected.append(RejectedRecord(index=index, line=bad.pos, reason=bad.reason, raw=bad.raw))
-    return good, rejected, resolved
+    parser = RowParser(schema)
+    for item in parse_rows(path, _READERS[fmt](path), parser, on_bad_record, unit):
+        (rejected if isinstance(item, RejectedRecord) else good).append(item)
+    return good, rejected, parser.schema
 
 
 def _records_with_ids(path: Path, good: list, rejected: list[RejectedRecord], on_bad_record: str,

@@ -21,7 +21,7 @@ from daar.evaluate import report
 from daar.evaluate.harness import BENCHMARKS, PAPER_BENCHMARKS, TASK_DIR, run_benchmark
 from daar.evaluate.heldout import HELDOUT_ROWS, heldout_loss
 from daar.evaluate.sandbox import DEFAULT_TIMEOUT
-from daar.io import atomic_write, chunks_hash, file_hash, json_hash
+from daar.io import LOCK_NAME, atomic_write, chunks_hash, file_hash, folder_lock, json_hash
 from daar.settings import Config
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,8 @@ def parse_rows(spec: Any) -> tuple[int, int]:
 # summaries of earlier runs still match and are reused.
 def _hash_dir(path: Path, contents: bool) -> str:
     def chunks():
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        # the run-folder lock (daar.io.folder_lock) names who trained the adapter, not what it holds
+        for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != LOCK_NAME):
             yield str(f.relative_to(path))
             yield f.read_bytes() if contents else str(f.stat().st_size)
 
@@ -181,8 +182,14 @@ def evaluate(cfg: Config | dict[str, Any] | None = None, **kwargs: Any) -> dict[
         from daar.evaluate.sandbox import require_isolation
 
         require_isolation(cfg.eval.allow_unsandboxed_code)
-    out = Path(cfg.run.out)
     data_dir = resolve_data_dir(cfg.eval.data_dir)
+    # the run folder's lock, as `daar select` takes it: a second eval into this --out fails at once
+    with folder_lock(cfg.run.out):
+        return _evaluate(cfg, names, data_dir)
+
+
+def _evaluate(cfg: Config, names: list[str], data_dir: Path) -> dict[str, Any]:
+    out = Path(cfg.run.out)
     if "torch" not in sys.modules:
         # Idle OpenMP threads spin by default; on a busy CPU that made greedy decoding ~20x slower here
         # (measured: 20 tokens x 2 sequences, 96 s spinning vs 4 s passive). Must be set before torch loads.

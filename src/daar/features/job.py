@@ -32,8 +32,19 @@ def extractor_for(cfg: Config, layer: str | int | None = None, max_length: int |
 
 
 def run_embed(cfg: Config) -> dict:
-    """Features of every record of `cfg.input.data` into `cfg.run.out`; returns the summary (meta.json)."""
+    """Features of every record of `cfg.input.data` into `cfg.run.out`; returns the summary (meta.json).
+
+    The run holds the folder's lock (daar.io.folder_lock), as `daar select` does: a second embed into the
+    same --out fails at once, naming the run that holds it, instead of doing the same work twice.
+    """
+    from daar.io import folder_lock
+
     cfg.require(data="the records to embed")
+    with folder_lock(cfg.run.out or "embeddings"):
+        return _run_embed(cfg)
+
+
+def _run_embed(cfg: Config) -> dict:
     i = cfg.input
     out = Path(cfg.run.out or "embeddings")
     loaded = load_records(i.data, schema=i.schema, fmt=i.format, on_bad_record=i.on_bad_record)

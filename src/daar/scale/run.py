@@ -1,7 +1,8 @@
 """A streamed `daar select`: plan shards, fit on the probe set (driver), score shards (local or Ray),
 select in O(budget) memory, write the outputs.
 
-    plan (one pass over the bytes) -> probe set (two passes, when sampled from the pool)
+    plan (one pass over the bytes) -> ids (one parsing pass: the in-memory id policy, daar.scale.ids)
+    -> probe set (one more pass over the shards that hold probe records, when sampled from the pool)
     -> DaaRModel.fit on the driver (stage store, as in memory) -> model.npz in the shard folder
     -> pending shards scored by the backend (each committed alone) -> selection over the score shards
     -> selected.jsonl / scores.parquet / rejects.jsonl / manifest.json
@@ -21,6 +22,7 @@ from daar.data.pool import Pool
 from daar.data.render import Renderer
 from daar.errors import ConfigError, InputError
 from daar.io import atomic_write, fingerprint, json_default
+from daar.scale.ids import StreamIds, assign_stream_ids
 from daar.scale.resume import ShardDir
 from daar.scale.select import SCORE_COLUMN, STREAMING_METHODS, select_streaming
 from daar.scale.shards import ShardPlan, plan_shards, read_shard
@@ -59,14 +61,11 @@ def streams(cfg) -> bool:
                       "on a machine with the memory")
 
 
-def _counts(plan: ShardPlan, cfg) -> list[int]:
-    """Usable records per shard (a parsing pass; stops at a bad record unless --on-bad-record skip)."""
-    return [len(read_shard(s, plan.schema, cfg.input.on_bad_record, plan.schema_from)[0]) for s in plan.shards]
-
-
-def probe_from_pool(cfg, plan: ShardPlan, n_domains: int) -> Pool:
+def probe_from_pool(cfg, ids: StreamIds, n_domains: int) -> Pool:
     """The in-memory probe set exactly (Pool.sample's positions among the usable records), streamed."""
-    counts = _counts(plan, cfg)
+    plan, counts = ids.plan, ids.counts
+    if cfg.input.on_bad_record == "error":  # the probe set is drawn from every shard: stop before fitting
+        ids.raise_first_reject()
     n = sum(counts)
     if n == 0:
         raise InputError(plan.path, f"all {plan.n_rows} records were rejected", "Check the file's schema; see --schema")
@@ -87,7 +86,7 @@ def probe_from_pool(cfg, plan: ShardPlan, n_domains: int) -> Pool:
     return probe
 
 
-def fit(cfg, plan: ShardPlan, generator: Any | None = None):
+def fit(cfg, ids: StreamIds, generator: Any | None = None):
     """DaaR fitted on the driver, exactly as in memory; returns (model, stage runner, probe)."""
     from daar.method import DaaRModel, StageRunner, StageStore
     from daar.method.pipeline import build_pipeline, generator_for
@@ -96,7 +95,7 @@ def fit(cfg, plan: ShardPlan, generator: Any | None = None):
 
     domains = load_domains(cfg.synthesis.domains)
     probe = (probe_set(cfg, None, len(domains)) if cfg.probes.probe_data
-             else probe_from_pool(cfg, plan, len(domains)))
+             else probe_from_pool(cfg, ids, len(domains)))
     runner = StageRunner(StageStore(cfg.features.stage_cache))
     pipeline = build_pipeline(cfg, probe, generator=generator_for(cfg, domains, backend=generator))
     return DaaRModel.from_pipeline(pipeline, runner), runner, probe
@@ -132,12 +131,15 @@ def run_streaming(cfg, generator: Any | None = None) -> dict[str, Any]:
     timings: dict[str, float] = {}
     plan = plan_for(cfg)
     timings["plan"] = time.perf_counter() - t0
+    ids = assign_stream_ids(plan, cfg.input.on_bad_record)  # one parsing pass over the pool
+    plan = ids.plan
+    timings["ids"] = time.perf_counter() - t0 - timings["plan"]
     model = runner = None
     sdir_root = Path(s.shard_dir or out / "shards")
     model_path = None
     if method == "daar":
         t1 = time.perf_counter()
-        model, runner, _ = fit(cfg, plan, generator)
+        model, runner, _ = fit(cfg, ids, generator)
         model_path = str(model.save(sdir_root / f"model-{model.fingerprint}.npz"))
         timings["fit"] = time.perf_counter() - t1
     scorer = fingerprint("scores", 2, method if model is None else model.fingerprint, cfg.lm.device or "auto",
@@ -154,6 +156,7 @@ def run_streaming(cfg, generator: Any | None = None) -> dict[str, Any]:
     sel = select_streaming(method, sdir, plan.shards, summaries, cfg, budget, model)
     timings[f"select:{method}"] = time.perf_counter() - t1
     manifest = write_all(cfg, plan, sdir, sel, model, out, method, n, rejected)
+    manifest["id_changes"] = [c.as_dict() for c in ids.changes]  # as the in-memory manifest lists them
     if runner is not None:
         manifest["stages"] = [r.as_dict() for r in runner.records]
         manifest["stage_store"] = str(runner.store.root)

@@ -5,24 +5,37 @@ lines start a new shard at that byte offset, and each shard is keyed by a hash o
 editing one line redoes that shard only. A Parquet pool is cut by rows and keyed by the file's hash.
 
 Reading a shard gives the same records the in-memory reader (daar.data.readers) gives for those
-rows: the same 0-based `index` among the file's rows, the same 1-based line (record number for
-Parquet), the same schema checks and reject reasons. One difference: a record's id is its own `id`
-field when it has one, else its content hash; the in-memory reader also checks ids for uniqueness
-across the whole pool (and adds -dupN suffixes), which a single shard cannot know. `index` is the
-key every streamed artifact uses.
+rows, because both read and parse through daar.data.rows: the same 0-based `index` among the file's
+rows, the same 1-based line (record number for Parquet), the same schema checks and reject reasons.
+Ids follow the same policy (daar.data.ids) too: a shard cannot see the rest of the pool, so the id
+pass (daar.scale.ids) decides, for the whole pool, which records get a new id or are rejected, and
+puts those decisions in each shard's spec (`ids`), which `read_shard` applies. `index` is the key
+every streamed artifact uses.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Container, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from daar.data.readers import _FIX_JSON, detect_format
-from daar.data.records import Record, RejectedRecord, SchemaMismatch, content_id, detect_schema, normalise
+from daar.data.compression import compression_of
+from daar.data.ids import _problem as id_problem
+from daar.data.readers import detect_format
+from daar.data.records import Record, RejectedRecord, content_id, detect_schema
+from daar.data.rows import (
+    BadRow,
+    Row,
+    RowParser,
+    first_line_bytes,
+    is_blank,
+    iter_jsonl,
+    iter_parquet,
+    parquet_rows,
+    parse_rows,
+)
 from daar.errors import InputError
 from daar.io import file_hash, fingerprint
 
@@ -41,14 +54,16 @@ class ShardSpec:
     first_index: int  # 0-based index among the file's rows of the shard's first row
     first_line: int  # 1-based line (jsonl) or record number (parquet) of the shard's first row
     n_rows: int  # rows in the shard (records and rejects)
-    key: str  # hash of the shard's content and position: a done marker is valid only for this key
+    key: str  # hash of the shard's content and position (and `ids`): a done marker is valid only for this key
+    # the id pass's decisions for this shard's records: (index, new id, reason); new id None = rejected
+    ids: tuple[tuple[int, str | None, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ShardSpec:
-        return cls(**d)
+        return cls(**{**d, "ids": tuple(tuple(x) for x in d.get("ids", ()))})  # JSON gives lists
 
     @property
     def name(self) -> str:
@@ -79,10 +94,15 @@ def _key(*parts: Any) -> str:
 
 def stream_format(path: Path, fmt: str) -> str:
     fmt = detect_format(path) if fmt == "auto" else fmt
-    if fmt not in STREAM_FORMATS or str(path).endswith(".gz"):
+    if fmt not in STREAM_FORMATS:
         raise InputError(path, f"format '{fmt}' cannot be streamed",
                          "Streaming (--stream / --backend ray) reads .jsonl and .parquet files; convert the pool "
                          "(e.g. with pandas or datasets) or drop --stream to load it in memory")
+    kind = compression_of(path)
+    if kind is not None:  # shards start at byte offsets / row groups, which a compressed stream has not
+        raise InputError(path, f"is {kind}-compressed, and a compressed pool cannot be cut into shards",
+                         "Decompress it first (e.g. gunzip -k / zstd -d / bunzip2 -k), or drop --stream to load "
+                         "it in memory")
     return fmt
 
 
@@ -97,7 +117,7 @@ def _plan_jsonl(path: Path, shard_size: int) -> list[ShardSpec]:
 
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            if raw.strip():
+            if not is_blank(first_line_bytes(raw, path) if lineno == 1 else raw):  # the reader's own rule
                 if n == 0:
                     start, first_line, digest = offset, lineno, hashlib.sha1()
                 digest.update(raw)
@@ -113,12 +133,7 @@ def _plan_jsonl(path: Path, shard_size: int) -> list[ShardSpec]:
 
 
 def _plan_parquet(path: Path, shard_size: int) -> list[ShardSpec]:
-    import pyarrow.parquet as pq
-
-    try:
-        rows = pq.ParquetFile(path).metadata.num_rows
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise InputError(path, f"cannot be read as Parquet ({exc})", "Check the file is a complete Parquet file") from None
+    rows = parquet_rows(path)
     whole = file_hash(path)
     return [ShardSpec(i, str(path), "parquet", a, min(a + shard_size, rows), a, a + 1, min(shard_size, rows - a),
                       _key(whole, a, shard_size)) for i, a in enumerate(range(0, rows, shard_size))]
@@ -144,97 +159,51 @@ def _resolve_schema(shards: list[ShardSpec], schema: str) -> tuple[str, int]:
         return schema, 0
     for spec in shards:
         for index, _, row in iter_rows(spec):
-            found = detect_schema(row) if not isinstance(row, _Bad) else None
+            found = detect_schema(row) if not isinstance(row, BadRow) else None
             if found:
                 return found, index
     return "auto", shards[-1].first_index + shards[-1].n_rows
 
 
-class _Bad:
-    """A row that is not even JSON (reason as the in-memory reader words it)."""
-
-    def __init__(self, reason: str, raw: Any):
-        self.reason, self.raw = reason, raw
-
-
-def _iter_jsonl(spec: ShardSpec, only: Container[int] | None = None) -> Iterator[tuple[int, int, Any]]:
-    with open(spec.path, "rb") as fh:
-        fh.seek(spec.start)
-        lineno, index = spec.first_line - 1, spec.first_index
-        while fh.tell() < spec.end:
-            raw = fh.readline()
-            lineno += 1
-            if not raw.strip():
-                continue
-            if only is not None and index not in only:  # not wanted: counted, never parsed
-                index += 1
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                row: Any = _Bad(f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8",
-                                raw.decode("utf-8", errors="replace"))
-            else:
-                try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    row = _Bad(f"malformed JSON ({exc.msg} at column {exc.colno})", text.rstrip("\n"))
-            yield index, lineno, row
-            index += 1
-
-
-def _iter_parquet(spec: ShardSpec, only: Container[int] | None = None) -> Iterator[tuple[int, int, Any]]:
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(spec.path)
-    row = 0
-    for g in range(pf.num_row_groups):
-        n = pf.metadata.row_group(g).num_rows
-        if row + n > spec.start and row < spec.end:
-            table = pf.read_row_group(g)
-            lo, hi = max(spec.start - row, 0), min(spec.end - row, n)
-            for j, item in enumerate(table.slice(lo, hi - lo).to_pylist()):
-                pos = row + lo + j
-                if only is None or pos in only:
-                    yield pos, pos + 1, item
-        row += n
-
-
-def iter_rows(spec: ShardSpec, only: Container[int] | None = None) -> Iterator[tuple[int, int, Any]]:
+def iter_rows(spec: ShardSpec, only: Container[int] | None = None) -> Iterator[Row]:
     """(index, line, row) for every row of the shard (or only the indices in `only`); unparsable rows
-    come as `_Bad`."""
-    return _iter_jsonl(spec, only) if spec.format == "jsonl" else _iter_parquet(spec, only)
+    come as `BadRow`."""
+    if spec.format == "jsonl":
+        return iter_jsonl(spec.path, spec.start, spec.end, spec.first_line, spec.first_index, only)
+    return iter_parquet(spec.path, spec.start, spec.end, only)
+
+
+def parsed_rows(spec: ShardSpec, schema: str, on_bad_record: str = "error",
+                schema_from: int = 0) -> Iterator[tuple[int, int, Any, tuple] | RejectedRecord]:
+    """The shard's rows through the shared parser: (index, line, row, normalised) or a RejectedRecord."""
+    unit = "line" if spec.format == "jsonl" else "record"
+    return parse_rows(spec.path, iter_rows(spec), RowParser(schema, schema_from), on_bad_record, unit)
 
 
 def record_id(row: dict[str, Any]) -> str:
-    own = row.get("id")
-    return str(own) if isinstance(own, str | int) and str(own) != "" else content_id(row)
+    """A record's id when the id pass left it alone: its own id when usable (data.ids' rule), else its content id."""
+    return str(row["id"]) if "id" in row and id_problem(row["id"]) is None else content_id(row)
 
 
 def read_shard(spec: ShardSpec, schema: str, on_bad_record: str = "error",
                schema_from: int = 0) -> tuple[list[Record], list[RejectedRecord]]:
-    """The shard's records and rejects, exactly as load_records words them for these rows."""
+    """The shard's records and rejects, exactly as load_records words them for these rows.
+
+    The ids are the id pass's (spec.ids) where it decided one, else the record's own; a record the id
+    pass rejected (--on-bad-record skip) is a reject with its reason.
+    """
     records: list[Record] = []
     rejected: list[RejectedRecord] = []
-    unit = "line" if spec.format == "jsonl" else "record"
-    for index, line, row in iter_rows(spec):
-        reason, raw = None, row
-        if isinstance(row, _Bad):
-            reason, raw = row.reason, row.raw
-        elif schema == "auto" or index < schema_from:  # before the first row with a schema: none has one
-            keys = ", ".join(sorted(row)) if isinstance(row, dict) else type(row).__name__
-            reason = (f"no known schema fields (found: {keys}); expected instruction/input/output, "
-                      "conversations, messages or text")
-        else:
-            try:
-                n = normalise(row, schema)
-            except SchemaMismatch as exc:
-                reason = f"{exc} (schema: {schema})"
-            else:
-                records.append(Record(id=record_id(row), index=index, line=line, instruction=n[0], input=n[1],
-                                      output=n[2], messages=n[3], raw=row))
-        if reason is not None:
-            if on_bad_record == "error":
-                raise InputError(Path(spec.path), reason, _FIX_JSON, line, unit)
-            rejected.append(RejectedRecord(index=index, line=line, reason=reason, raw=raw))
+    decided = {index: (new, reason) for index, new, reason in spec.ids}
+    for item in parsed_rows(spec, schema, on_bad_record, schema_from):
+        if isinstance(item, RejectedRecord):
+            rejected.append(item)
+            continue
+        index, line, row, n = item
+        new, reason = decided.get(index, ("", ""))
+        if new is None:
+            rejected.append(RejectedRecord(index=index, line=line, reason=reason, raw=row))
+            continue
+        records.append(Record(id=new or record_id(row), index=index, line=line, instruction=n[0], input=n[1],
+                              output=n[2], messages=n[3], raw=row))
     return records, rejected

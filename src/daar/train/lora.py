@@ -39,7 +39,7 @@ from typing import Any
 
 from daar.data import Record, Renderer, load_records
 from daar.errors import ConfigError
-from daar.io import atomic_write, texts_hash
+from daar.io import atomic_write, folder_lock, texts_hash
 from daar.models.loading import default_device, load_tokenizer, model_identity, resolve_model
 from daar.provenance import package_versions
 from daar.settings import Config
@@ -197,6 +197,13 @@ def train_lora(cfg: Config | None = None, *, records: list[Record] | None = None
     if records is not None and not (overrides.get("data") or (cfg and cfg.input.data)):
         overrides["data"] = "<records>"
     cfg = validate_train(Config.from_mapping(overrides, cfg, source="train_lora"))
+    # the run folder's lock, as `daar select` takes it: a second run into this --out (a --resume of
+    # it included) fails at once instead of both writing the same checkpoints
+    with folder_lock(cfg.run.out):
+        return _train(cfg, records, callbacks)
+
+
+def _train(cfg: Config, records: list[Record] | None, callbacks: list[Any] | None) -> TrainResult:
     out = Path(cfg.run.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()

@@ -10,21 +10,16 @@ from daar.errors import ConfigError
 from daar.selectors.context import SelectionContext
 from daar.selectors.judge_cache import JudgeCache
 from daar.selectors.quotas import allocate
-
-# Selector options read from cfg.baselines.extra (--extra KEY=VALUE, YAML `extra:` mapping), with their defaults.
-EXTRA_DEFAULTS: dict[str, Any] = {
-    "judge_batch": 16,  # prompts per generate() call / records per scorer forward batch chunk
-    "judge_time_limit": None,  # seconds; stop judging after this (cached so far; rerun resumes)
-    "judge_max_chars": 3000,  # long instructions/responses are cut to this many characters in judge prompts
-    "judge_max_new_tokens": None,  # override the per-judge default (alpagasus 16, instag 256)
-    "scorer_max_length": 512,  # token limit for ifd / deita scorer sequences
-    "center_features": True,  # subtract the pool mean before cosine geometry (see geometry_features)
-}
+from daar.settings.extras import EXTRAS
 
 
 def option(ctx: SelectionContext, name: str) -> Any:
-    """A selector option from --extra, else its default."""
-    return ctx.cfg.baselines.extra.get(name, EXTRA_DEFAULTS[name])
+    """A selector option from --extra (cfg.baselines.extra), else its default.
+
+    Every option's type, range and default is declared once, in daar.settings.extras, and checked
+    when the settings are validated, so a bad value stops the run before anything loads.
+    """
+    return ctx.cfg.baselines.extra.get(name, EXTRAS[name].default)
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
