@@ -43,7 +43,7 @@ class TaskSettings:
     device: str | None = None
     feature_cache: str | None = None
     batch_size: int = 16
-    batch_tokens: int = 16384
+    batch_tokens: int | None = None  # --feature-batch-tokens; None: the device's default (features.extract)
     keep_features: bool = False
     threads: int | None = None  # torch threads of a CPU worker
 
@@ -55,7 +55,7 @@ class RecordScorer:
     """Records -> score columns; the model and heads are loaded once, at construction."""
 
     def __init__(self, model_path: str, device: str | None = None, feature_cache: str | None = None,
-                 batch_size: int = 16, batch_tokens: int = 16384, keep_features: bool = False):
+                 batch_size: int = 16, batch_tokens: int | None = None, keep_features: bool = False):
         from daar.method.model import DaaRModel
 
         self.model = DaaRModel.load(model_path, feature_cache=feature_cache, device=device)
@@ -178,5 +178,5 @@ def task_settings(shard_dir: str | Path, scorer: str, plan, cfg, model_path: str
     return TaskSettings(shard_dir=str(shard_dir), scorer=scorer, schema=plan.schema, schema_from=plan.schema_from,
                         on_bad_record=i.on_bad_record, template=i.template, model_path=model_path,
                         device=cfg.lm.device, feature_cache=str(f.feature_cache or cache_dir() / "features"),
-                        batch_size=f.batch_size, batch_tokens=cfg.scale.batch_tokens,
+                        batch_size=f.batch_size, batch_tokens=f.feature_batch_tokens,
                         keep_features=cfg.scale.keep_features, threads=threads)

@@ -37,9 +37,6 @@ class ScaleSettings(Section):
     shard_size: int = setting(10000, minimum=1, metavar="N",
                               help="records per shard: the unit of parallel work, of resume (a kill loses at "
                               "most the shards in flight) and of a worker's memory")
-    batch_tokens: int = setting(16384, minimum=1, metavar="N",
-                                help="streaming: padded tokens per forward pass (rows also capped by "
-                                "--batch-size; a GPU takes 65536 and up)")
     keep_features: bool = setting(False, help="streaming: also keep the pool's features in the feature store "
                                   "(a 7B layer-3 feature is 14 KB per record)")
     shard_dir: str | None = setting(help="score shards and their done markers; a rerun of the same command "

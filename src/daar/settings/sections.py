@@ -74,7 +74,7 @@ class FeatureSettings(Section):
                                      "heldout-loss 2048")
     batch_size: int = setting(16, minimum=1, metavar="N",
                               help="texts per forward pass of the ifd / deita scorers (length-bucketed; feature "
-                              "extraction batches by --batch-tokens)")
+                              "extraction batches by --feature-batch-tokens)")
     feature_batch_tokens: int | None = setting(minimum=1, metavar="N",
                                                help="feature extraction: padded tokens per forward pass "
                                                "(batches of similar-length texts up to this budget)",
