@@ -141,15 +141,20 @@ def _bom(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
-def test_utf8_bom_is_accepted(fmt, tmp_path):
-    path = tmp_path / f"pool.{fmt}"
+def _write_pool(path, fmt: str):
+    """ALPACA_ROWS written as `fmt` (jsonl, json or csv)."""
     if fmt == "jsonl":
         write_jsonl(path, ALPACA_ROWS)
     elif fmt == "json":
         path.write_text(json.dumps(ALPACA_ROWS))
     else:
         pd.DataFrame(ALPACA_ROWS).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
+def test_utf8_bom_is_accepted(fmt, tmp_path):
+    path = _write_pool(tmp_path / f"pool.{fmt}", fmt)
     plain = [r.instruction for r in load_records(path).records]
     assert [r.instruction for r in load_records(_bom(path)).records] == plain == [r["instruction"] for r in ALPACA_ROWS]
 
@@ -174,13 +179,7 @@ def _compress(kind: str, data: bytes) -> bytes:
 @pytest.mark.parametrize("kind", ["gz", "bz2", "zst"])
 @pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
 def test_compressed_files_read_transparently(kind, fmt, tmp_path):
-    plain = tmp_path / f"pool.{fmt}"
-    if fmt == "jsonl":
-        write_jsonl(plain, ALPACA_ROWS)
-    elif fmt == "json":
-        plain.write_text(json.dumps(ALPACA_ROWS))
-    else:
-        pd.DataFrame(ALPACA_ROWS).to_csv(plain, index=False)
+    plain = _write_pool(tmp_path / f"pool.{fmt}", fmt)
     packed = tmp_path / f"pool.{fmt}.{kind}"
     packed.write_bytes(_compress(kind, plain.read_bytes()))
     a, b = load_records(plain), load_records(packed)

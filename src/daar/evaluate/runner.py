@@ -164,9 +164,6 @@ class _Model:
         return self._hflm
 
 
-CODE_TASKS = ("mbpp", "humaneval")  # the tasks that execute model-generated code
-
-
 def evaluate(cfg: Config | dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
     """Run `cfg.eval.tasks` on `cfg.lm.model` (+ `cfg.eval.adapter`) into `cfg.run.out`; returns the results.
 
@@ -178,6 +175,8 @@ def evaluate(cfg: Config | dict[str, Any] | None = None, **kwargs: Any) -> dict[
         cfg = cfg.replace(**kwargs)
     cfg.require(out="the folder for results.json, results.md and raw/").validate()
     names = parse_tasks(cfg.eval.tasks)
+    from daar.evaluate.score_code import CODE_TASKS  # the tasks that execute model-generated code
+
     if any(n in CODE_TASKS for n in names):  # refuse before the model loads, not at the first sample
         from daar.evaluate.sandbox import require_isolation
 
