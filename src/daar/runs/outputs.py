@@ -136,7 +136,14 @@ def _rejects_jsonl(rejected) -> str:
 
 def write_domains(ctx: SelectionContext, files: RunFiles) -> None:
     """DaaR's synthesized samples per domain, the summary and the attempt log, into out/domains/."""
-    model = ctx.daar_model
+    probe = ctx.resources.probes.get(ctx.pool.fingerprint)
+    write_domain_files(files, ctx.daar_model, ctx.resources.attempt_log(ctx.pool),
+                       probe.rejected if probe is not None else ())
+
+
+def write_domain_files(files: RunFiles, model, attempt_log: Path | None, probe_rejected=()) -> None:
+    """domains/<domain>.jsonl (phase 1 seeds, then phase 2), domains/summary.json and
+    domains/attempts.jsonl from a fitted DaaRModel, and probe_rejects.jsonl; in memory and streamed."""
     for name in model.domain_names:
         samples = model.samples[name]
         n_seeds = next((s["seeds"] for s in model.synthesis if s["domain"] == name), len(samples))
@@ -144,12 +151,10 @@ def write_domains(ctx: SelectionContext, files: RunFiles) -> None:
             json.dumps({"phase": 1 if i < n_seeds else 2, **x}, ensure_ascii=False) + "\n"
             for i, x in enumerate(samples)))
     files.write("domains/summary.json", json.dumps(model.synthesis, indent=1))
-    log_path = ctx.resources.attempt_log(ctx.pool)
-    if log_path is not None and log_path.exists():
-        files.write("domains/attempts.jsonl", log_path.read_bytes())
-    probe = ctx.resources.probes.get(ctx.pool.fingerprint)
-    if probe is not None and probe.rejected:
-        files.write("probe_rejects.jsonl", _rejects_jsonl(probe.rejected))
+    if attempt_log is not None and attempt_log.exists():
+        files.write("domains/attempts.jsonl", attempt_log.read_bytes())
+    if probe_rejected:
+        files.write("probe_rejects.jsonl", _rejects_jsonl(probe_rejected))
 
 
 def _selected_jsonl(ctx: SelectionContext, result: SelectionResult, method: str) -> str:
@@ -170,11 +175,36 @@ def _selected_jsonl(ctx: SelectionContext, result: SelectionResult, method: str)
 
 def _counts(ctx: SelectionContext, result: SelectionResult) -> dict[str, int]:
     n_sel = len(result.selected)
-    counts = {"read": ctx.n + len(ctx.rejected), "selected": n_sel, "not_selected": ctx.n - n_sel,
-              "rejected": len(ctx.rejected)}
-    if counts["read"] != counts["selected"] + counts["not_selected"] + counts["rejected"]:
-        raise RuntimeError(f"record counts do not add up: {counts}")
+    return check_counts({"read": ctx.n + len(ctx.rejected), "selected": n_sel, "not_selected": ctx.n - n_sel,
+                         "rejected": len(ctx.rejected)})
+
+
+def check_counts(counts: dict[str, int], rows: int | None = None) -> dict[str, int]:
+    """`counts` when read = selected + not selected + rejected (and = `rows`, the rows a plan found)."""
+    if counts["read"] != counts["selected"] + counts["not_selected"] + counts["rejected"] or \
+            (rows is not None and counts["read"] != rows):
+        raise RuntimeError(f"record counts do not add up: {counts}" + (f" for {rows} rows" if rows is not None else ""))
     return counts
+
+
+def manifest_head(cfg, method: str, counts: dict[str, int], pool_fingerprint: str,
+                  metadata: dict[str, Any]) -> dict[str, Any]:
+    """The manifest keys every `daar select` run writes, in memory or streamed."""
+    from daar.models.loading import model_identity
+
+    return {"method": method, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "counts": counts,
+            "config": cfg.to_dict(nested=True), "versions": package_versions(), "model": model_identity(cfg.lm.model),
+            "seed": cfg.run.seed, "pool_fingerprint": pool_fingerprint, "score_column": score_column(method),
+            "metadata": metadata}
+
+
+def write_report_file(files: RunFiles, manifest: dict[str, Any], page: Callable[[], str]) -> float:
+    """report.html from `page()`, its path and seconds in the manifest; returns the seconds."""
+    t0 = time.perf_counter()
+    manifest["report"] = str(files.write("report.html", page()))
+    seconds = time.perf_counter() - t0
+    manifest.setdefault("timings_seconds", {})["report"] = round(seconds, 3)
+    return seconds
 
 
 def write_outputs(ctx: SelectionContext, result: SelectionResult, method: str, out: str | Path,
@@ -191,25 +221,18 @@ def write_outputs(ctx: SelectionContext, result: SelectionResult, method: str, o
         files.write("rejects.jsonl", _rejects_jsonl(ctx.rejected))
     if ctx.resources.daar_fitted:
         write_domains(ctx, files)
-    from daar.models.loading import model_identity
-
     manifest = {
-        "method": method, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "counts": _counts(ctx, result),
-        "config": cfg.to_dict(nested=True), "versions": package_versions(), "model": model_identity(cfg.lm.model),
-        "seed": cfg.run.seed, "pool_fingerprint": ctx.pool.fingerprint, "score_column": score_column(method),
+        **manifest_head(cfg, method, _counts(ctx, result), ctx.pool.fingerprint, result.metadata),
         "stage_store": str(ctx.resources.stages.store.root),
         "stages": [s.as_dict() for s in ctx.resources.stages.records],
         "timings_seconds": {k: round(v, 3) for k, v in ctx.resources.timings.items()},
-        "metadata": result.metadata,
         "id_changes": [c.as_dict() for c in getattr(ctx.pool, "id_changes", ())],
         **(extra_manifest or {}),
     }
     if report:
         from daar.report.html import report_html
 
-        t0 = time.perf_counter()
-        manifest["report"] = str(files.write("report.html", report_html(ctx, result, manifest)))
-        ctx.resources.timings["report"] = time.perf_counter() - t0
-        manifest["timings_seconds"]["report"] = round(ctx.resources.timings["report"], 3)
+        ctx.resources.timings["report"] = write_report_file(files, manifest,
+                                                            lambda: report_html(ctx, result, manifest))
     files.finish(manifest)
     return manifest

@@ -5,24 +5,30 @@ select in O(budget) memory, write the outputs.
     -> probe set (one more pass over the shards that hold probe records, when sampled from the pool)
     -> DaaRModel.fit on the driver (stage store, as in memory) -> model.npz in the shard folder
     -> pending shards scored by the backend (each committed alone) -> selection over the score shards
-    -> selected.jsonl / scores.parquet / rejects.jsonl / manifest.json
+    -> selected.jsonl / scores.parquet / rejects.jsonl / domains/ / report.html / manifest.json
+
+The outputs are the in-memory run's, written by the same code where it needs no pool in memory
+(daar.runs.outputs: RunFiles, the domains/ writer, the manifest's head; daar.report.html: the page),
+so the manifest lists every file and a rerun removes what this run did not write.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from daar.data.pool import Pool
 from daar.data.render import Renderer
 from daar.errors import ConfigError, InputError
-from daar.io import atomic_write, fingerprint, json_default
+from daar.io import fingerprint
+from daar.report.html import render_report
+from daar.runs.outputs import RunFiles, check_counts, manifest_head, write_domain_files, write_report_file
 from daar.scale.ids import StreamIds, assign_stream_ids
+from daar.scale.outputs import Picked, stream_report_data, write_rejects, write_scores, write_selected
 from daar.scale.resume import ShardDir
 from daar.scale.select import SCORE_COLUMN, STREAMING_METHODS, select_streaming
 from daar.scale.shards import ShardPlan, plan_shards, read_shard
@@ -86,8 +92,15 @@ def probe_from_pool(cfg, ids: StreamIds, n_domains: int) -> Pool:
     return probe
 
 
-def fit(cfg, ids: StreamIds, generator: Any | None = None):
-    """DaaR fitted on the driver, exactly as in memory; returns (model, stage runner, probe)."""
+class Fitted(NamedTuple):
+    model: Any  # DaaRModel
+    runner: Any  # the StageRunner that ran (or reused) the stages
+    probe: Pool
+    attempt_log: Path  # the synthesis attempt log in the stage store (absent when every domain gave examples)
+
+
+def fit(cfg, ids: StreamIds, generator: Any | None = None) -> Fitted:
+    """DaaR fitted on the driver, exactly as in memory."""
     from daar.method import DaaRModel, StageRunner, StageStore
     from daar.method.pipeline import build_pipeline, generator_for
     from daar.method.pseudolabels import probe_set
@@ -98,7 +111,9 @@ def fit(cfg, ids: StreamIds, generator: Any | None = None):
              else probe_from_pool(cfg, ids, len(domains)))
     runner = StageRunner(StageStore(cfg.features.stage_cache))
     pipeline = build_pipeline(cfg, probe, generator=generator_for(cfg, domains, backend=generator))
-    return DaaRModel.from_pipeline(pipeline, runner), runner, probe
+    model = DaaRModel.from_pipeline(pipeline, runner)
+    # where Resources.attempt_log finds it in memory: the synthesis stage's work folder
+    return Fitted(model, runner, probe, runner.store.workdir(pipeline.synthesis) / "attempts.jsonl")
 
 
 def score(cfg, plan: ShardPlan, sdir: ShardDir, model_path: str | None) -> dict[str, Any]:
@@ -134,12 +149,13 @@ def run_streaming(cfg, generator: Any | None = None) -> dict[str, Any]:
     ids = assign_stream_ids(plan, cfg.input.on_bad_record)  # one parsing pass over the pool
     plan = ids.plan
     timings["ids"] = time.perf_counter() - t0 - timings["plan"]
-    model = runner = None
+    fitted = model = None
     sdir_root = Path(s.shard_dir or out / "shards")
     model_path = None
     if method == "daar":
         t1 = time.perf_counter()
-        model, runner, _ = fit(cfg, ids, generator)
+        fitted = fit(cfg, ids, generator)
+        model = fitted.model
         model_path = str(model.save(sdir_root / f"model-{model.fingerprint}.npz"))
         timings["fit"] = time.perf_counter() - t1
     scorer = fingerprint("scores", 2, method if model is None else model.fingerprint, cfg.lm.device or "auto",
@@ -155,40 +171,42 @@ def run_streaming(cfg, generator: Any | None = None) -> dict[str, Any]:
     t1 = time.perf_counter()
     sel = select_streaming(method, sdir, plan.shards, summaries, cfg, budget, model)
     timings[f"select:{method}"] = time.perf_counter() - t1
-    manifest = write_all(cfg, plan, sdir, sel, model, out, method, n, rejected)
+    t1 = time.perf_counter()
+    files = RunFiles(out)
+    manifest, picked = write_all(cfg, plan, sdir, sel, fitted, files, method, n, rejected)
+    manifest["select_seconds"] = round(timings[f"select:{method}"], 3)  # as in memory: the method's own time
     manifest["id_changes"] = [c.as_dict() for c in ids.changes]  # as the in-memory manifest lists them
-    if runner is not None:
-        manifest["stages"] = [r.as_dict() for r in runner.records]
-        manifest["stage_store"] = str(runner.store.root)
+    if fitted is not None:
+        manifest["stages"] = [r.as_dict() for r in fitted.runner.records]
+        manifest["stage_store"] = str(fitted.runner.store.root)
     manifest["scale"] = {"backend": s.backend, "workers": s.workers, "shard_size": s.shard_size,
                          "shard_dir": str(sdir.root), **info,
                          "records_per_second": round((n + rejected) / max(info["score_seconds"], 1e-9), 1),
                          "worker_peak_rss_mb": max(x.get("worker_peak_rss_mb", 0) for x in summaries)}
-    timings["outputs"] = time.perf_counter() - t1 - timings[f"select:{method}"]
+    timings["outputs"] = time.perf_counter() - t1
     manifest["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    data = stream_report_data(cfg, plan, sdir, summaries, model, picked, SCORE_COLUMN[method])
+    write_report_file(files, manifest, lambda: render_report(data, manifest))
     manifest["wall_seconds"] = round(time.perf_counter() - t0, 3)
-    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2, default=json_default))
+    files.finish(manifest)  # the manifest last, listing every file; then an earlier run's stale files go
     return manifest
 
 
-def write_all(cfg, plan: ShardPlan, sdir: ShardDir, sel, model, out: Path, method: str, n: int,
-              rejected: int) -> dict[str, Any]:
-    from daar.models.loading import model_identity
-    from daar.provenance import package_versions
-    from daar.scale.outputs import write_rejects, write_scores, write_selected
-
+def write_all(cfg, plan: ShardPlan, sdir: ShardDir, sel, fitted: Fitted | None, files: RunFiles, method: str,
+              n: int, rejected: int) -> tuple[dict[str, Any], Picked]:
+    """selected.jsonl, scores.parquet, rejects.jsonl and (DaaR) domains/; returns the manifest's head and
+    what the selected.jsonl pass saw of the selection (for the report)."""
     column = SCORE_COLUMN[method]
+    model = fitted.model if fitted is not None else None
     names = list(model.domain_names) if model is not None else None
-    lowest = write_selected(plan, sdir, sel.selected, out, method, column, names, cfg.selection.with_scores)
+    picked = write_selected(files, plan, sdir, sel.selected, method, column, names, cfg.selection.with_scores)
     if method == "daar" and not np.isfinite(sel.metadata.get("entropy_cutoff", 0.0)):
-        sel.metadata["entropy_cutoff"] = lowest
-    write_scores(plan, sdir, sel.selected, out, column, names)
-    write_rejects(plan, sdir, out, rejected)
+        sel.metadata["entropy_cutoff"] = picked.cutoff
+    write_scores(files, plan, sdir, sel.selected, column, names)
+    write_rejects(files, plan, sdir, rejected)
+    if fitted is not None:
+        write_domain_files(files, model, fitted.attempt_log, fitted.probe.rejected)
     k = len(sel.selected)
-    counts = {"read": n + rejected, "selected": k, "not_selected": n - k, "rejected": rejected}
-    if counts["read"] != plan.n_rows or counts["read"] != k + counts["not_selected"] + rejected:
-        raise RuntimeError(f"record counts do not add up: {counts} for {plan.n_rows} rows")
-    return {"method": method, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "counts": counts,
-            "config": cfg.to_dict(nested=True), "versions": package_versions(), "model": model_identity(cfg.lm.model),
-            "seed": cfg.run.seed, "pool_fingerprint": plan.fingerprint,
-            "score_column": f"{method.replace('-', '_')}_score", "stages": [], "metadata": sel.metadata}
+    counts = check_counts({"read": n + rejected, "selected": k, "not_selected": n - k, "rejected": rejected},
+                          rows=plan.n_rows)
+    return {**manifest_head(cfg, method, counts, plan.fingerprint, sel.metadata), "stages": []}, picked
