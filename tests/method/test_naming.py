@@ -176,3 +176,67 @@ def test_cli_refusal_exits_2(select_kwargs, pool_file, tmp_path, capsys):
     assert main([*args, "--force-naming"]) == 0
     meta = json.loads((tmp_path / "cli" / "manifest.json").read_text())["metadata"]
     assert meta["naming"]["forced"] and meta["naming"]["min_margin"] == 1e9
+
+
+# -- the k-means optimum chosen among candidates (choose_optimum) ---------------------------------------
+
+def _overlapping_blobs():
+    """Four overlapping 8-D Gaussian domains (60 points each) and two noisy centroid sets of them: the
+    situation of two synthesis seeds. A fixed construction (RNG 23) where the centroid-started
+    k-means ends in two different optima."""
+    rng = np.random.default_rng(23)
+    means = rng.normal(0, 1.0, (4, 8))
+    x = np.concatenate([m + rng.normal(0, 1, (60, 8)) for m in means])
+    return x, means + rng.normal(0, 0.5, means.shape), means + rng.normal(0, 0.5, means.shape)
+
+
+def _same_partition(a, b) -> float:
+    from scipy.optimize import linear_sum_assignment
+
+    m = np.zeros((4, 4))
+    np.add.at(m, (a, b), 1)
+    r, c = linear_sum_assignment(-m)
+    return float(m[r, c].sum() / len(a))
+
+
+def test_without_candidates_the_assignment_is_the_centroid_started_kmeans():
+    from sklearn.cluster import KMeans
+
+    from daar.method.naming import assign
+
+    x, c1, _ = _overlapping_blobs()
+    labels, centres, info = assign(x, c1, "kmeans", 1, candidates=0)
+    km = KMeans(n_clusters=4, init=c1, n_init=1, random_state=1).fit(x)
+    assert np.array_equal(labels, km.labels_) and np.allclose(centres, km.cluster_centers_)
+    assert info["chosen"] == "start" and info["chosen_inertia"] == info["start_inertia"]
+
+
+def test_two_noisy_centroid_sets_choose_the_same_optimum():
+    from daar.method.naming import assign
+
+    x, c1, c2 = _overlapping_blobs()
+    plain = _same_partition(assign(x, c1, "kmeans", 1)[0], assign(x, c2, "kmeans", 2)[0])
+    chosen = _same_partition(assign(x, c1, "kmeans", 1, 100)[0], assign(x, c2, "kmeans", 2, 100)[0])
+    assert plain < 0.99 and chosen == 1.0
+
+
+def test_the_choice_is_never_a_worse_clustering_and_is_the_best_fitting_eligible_one():
+    from daar.method.naming import _fit_to_centroids, _kmeans, assign
+
+    x, c1, _ = _overlapping_blobs()
+    labels, centres, info = assign(x, c1, "kmeans", 5, candidates=30)
+    assert info["chosen_inertia"] <= info["start_inertia"] * (1 + 1e-9)
+    start = _kmeans(x, 4, c1, 5)
+    eligible = [start] + [km for km in (_kmeans(x, 4, "k-means++", 5 * 7919 + i) for i in range(30))
+                          if km.inertia_ <= start.inertia_ * (1 + 1e-9)]
+    best = max(_fit_to_centroids(km.cluster_centers_, x, c1) for km in eligible)
+    assert _fit_to_centroids(centres, x, c1) == pytest.approx(best)
+    again = assign(x, c1, "kmeans", 5, candidates=30)  # a fixed seed gives the same labels
+    assert np.array_equal(labels, again[0])
+
+
+def test_the_paper_presets_keep_one_centroid_started_run():
+    cfg = Config.from_mapping({"model": "default", "preset": "reference", "data": "pool.jsonl"},
+                              source="test").apply_preset()
+    assert cfg.probes.kmeans_candidates == 0 and cfg.probes.assignment == "kmeans-init-order"
+    assert Config.from_mapping({"model": "default", "data": "pool.jsonl"}, source="test").probes.kmeans_candidates > 0

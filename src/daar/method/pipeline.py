@@ -84,7 +84,7 @@ def build_pipeline(cfg, probe: Pool, extractor: ExtractorFactory | None = None,
     centroids = Centroids(synthesis=synthesis, features=centroid_space, source=cfg.probes.centroid_source)
     labels = PseudoLabels(centroids=centroids, probe=probe, features=centroid_space,
                           assignment=cfg.probes.assignment, seed=cfg.run.seed,
-                          calibration=cfg.probes.calibration)
+                          calibration=cfg.probes.calibration, candidates=cfg.probes.kmeans_candidates)
     layer = extractor(cfg.features.layer)
     training = HeadTraining.from_settings(cfg, probe.n)
     dom = DomainHead(labels=labels, probe=probe, features=layer, n_domains=len(domains), training=training)

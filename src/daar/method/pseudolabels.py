@@ -46,7 +46,7 @@ def probe_set(cfg, pool: Pool, n_domains: int) -> Pool:
 @dataclass(frozen=True, eq=False)
 class PseudoLabels(Stage):
     name = "pseudo-labels"
-    version = 2  # calibration, matched naming, naming margins
+    version = 3  # 2: calibration, matched naming, naming margins; 3: the k-means optimum chosen among candidates
 
     centroids: Centroids
     probe: Pool
@@ -54,13 +54,14 @@ class PseudoLabels(Stage):
     assignment: str  # kmeans | nearest | kmeans-init-order
     seed: int
     calibration: str  # none | shift | standardize
+    candidates: int = 0  # k-means++ runs whose optima `kmeans` may choose instead (daar.method.naming.choose_optimum)
 
     def compute(self, runner: StageRunner) -> Artifact:
         art = runner.run(self.centroids).arrays
         names = [d.name for d in self.centroids.synthesis.domains]
         labels, cents, naming = pseudo_label(self.features(self.probe.records), art["centroids"],
                                              art.get("sample_std"), names, self.calibration, self.assignment,
-                                             self.seed)
+                                             self.seed, self.candidates)
         return Artifact({"labels": labels, "centroids": cents},
                         {"counts": np.bincount(labels, minlength=len(names)).tolist(),
                          "probe_ids": self.probe.ids, "naming": naming})
