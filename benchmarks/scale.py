@@ -1,13 +1,15 @@
 """Scale-out benchmark: records/s and peak memory of `daar select` in memory, streaming, and on Ray.
 
 Pools of N records are built from ../shared/data/pool (rows replicated with fresh ids and a small
-text variation, written to a temp folder). Part 1 uses a tiny random Llama (hidden 64, 2 layers) so
-the pipeline, not the model, is measured: in memory (sizes up to --memory-max), local streaming,
-Ray with 1 and 2 workers. Part 2 uses the bundled SmolLM2-135M on --bundled-records records: local
-streaming vs Ray with 1 and 2 workers. Every run is a child process; its peak RSS is the child's own
-(the driver's) `ru_maxrss`, and for streamed runs the largest worker peak the shard markers record.
-The probe stages are kept small (domains with examples, no synthesis; --probe-size, 1 head epoch):
-they run once on the driver whatever the pool size, and the scale-out is what is measured.
+text variation, written to a temp folder). Part 1 uses a tiny random Llama (hidden 64, 2 layers; by
+default with the bundled model's tokenizer, --tiny-tokenizer) so that the pipeline, not the model, is
+measured: in memory (sizes up to --memory-max), local streaming, Ray with 1 and 2 workers. Even so, on
+2 CPUs its forward pass (~20 MFLOP a record at ~110 tokens) is most of the scoring time. Part 2 uses
+the bundled SmolLM2-135M on --bundled-records records: local streaming vs Ray with 1 and 2 workers.
+Every run is a child process; its peak RSS is the child's own (the driver's) `ru_maxrss`, and for
+streamed runs the largest worker peak the shard markers record. The probe stages are kept small
+(domains with examples, no synthesis; --probe-size, 1 head epoch): they run once on the driver
+whatever the pool size, and the scale-out is what is measured.
 
     python benchmarks/scale.py --sizes 5000,20000 --bundled-records 500          # a rehearsal (minutes)
     python benchmarks/scale.py --sizes 100000,1000000 --bundled-records 20000    # the full run (hours on 2 CPUs)
@@ -85,6 +87,7 @@ def domains_file(path: Path) -> Path:
 def child(args) -> None:
     """One measured run (in this process): prints a JSON line with its figures."""
     from daar.runs.select import DaaR
+    from daar.scale.score import peak_rss_mb
 
     settings = json.loads(args.child)
     mode = settings.pop("mode")
@@ -94,11 +97,15 @@ def child(args) -> None:
     m = DaaR(**settings, **extra).select(settings.pop("data"), settings.pop("out"))
     wall = time.perf_counter() - t0
     sc = m.get("scale", {})
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     print("RESULT " + json.dumps({
         "mode": mode, "records": m["counts"]["read"], "wall_s": round(wall, 2),
+        # this process's CPU time (local modes: every stage; Ray: the driver only) and the load at the end:
+        # on a shared machine wall-clock rates depend on the other jobs, so both are kept with each row
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "load_average": os.getloadavg(),
         "records_per_s_total": round(m["counts"]["read"] / wall, 1),
         "records_per_s_scoring": sc.get("records_per_second"),
-        "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "driver_peak_rss_mb": peak_rss_mb(),  # VmHWM: ru_maxrss would include this benchmark's own peak
         "worker_peak_rss_mb": sc.get("worker_peak_rss_mb")}))
 
 
@@ -115,11 +122,35 @@ def measure(settings: dict, timeout: float) -> dict:
     return json.loads(line[7:])
 
 
-def tiny_model(path: Path) -> str:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from data_helpers import build_tiny_model
+def tiny_model(path: Path, tokenizer: str = "bundled") -> str:
+    """A random Llama (hidden 64, 2 layers): the pipeline's stand-in for a model.
 
-    return build_tiny_model(path, "llama", layers=2)
+    tokenizer "bundled": the bundled SmolLM2's (49k entries), so records have the token counts a real
+    model sees (the pool averages ~110 tokens at --max-length 256); "test": the tests' 320-entry
+    byte-level one, which splits text almost byte by byte (~220 tokens a record, half of them cut at
+    256), so both its tokenising and the forward pass cost ~2x per record what a real tokenizer's do.
+    """
+    if tokenizer == "test":
+        sys.path.insert(0, str(ROOT / "tests"))
+        from data_helpers import build_tiny_model
+
+        return build_tiny_model(path, "llama", layers=2)
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from daar.models.loading import resolve_model
+
+    if (path / "config.json").exists():
+        return str(path)
+    tok = AutoTokenizer.from_pretrained(resolve_model("default"))
+    tok.save_pretrained(path)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(path)
+    return str(path)
 
 
 def table(rows: list[dict]) -> str:
@@ -143,6 +174,10 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--shard-size", type=int, default=10000)
     p.add_argument("--probe-size", type=int, default=500)
+    p.add_argument("--tiny-tokenizer", choices=("bundled", "test"), default="bundled",
+                   help="the tiny model's tokenizer: the bundled SmolLM2's (real token counts) or the tests' "
+                   "320-entry one (~2x the tokens a record; the 2026-12-02 rehearsal used it)")
+    p.add_argument("--tiny-max-length", type=int, default=256, help="the tiny model's --max-length")
     p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds per run")
     p.add_argument("--tmp", help="work folder (default: a new temp folder)")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -159,7 +194,9 @@ def main(argv=None) -> int:
     modes = args.modes.split(",")
     common = {"domains": str(doms), "probe_size": args.probe_size, "probe_epochs": 1, "budget": "10%",
               "device": args.device, "shard_size": args.shard_size}
-    plans = [("tiny", tiny_model(tmp / "tiny"), int(s), {"max_length": 256, "layer": "2", "dtype": "float32"})
+    tiny = {"max_length": args.tiny_max_length, "layer": "2", "dtype": "float32"}
+    info["tiny_model"] = {"tokenizer": args.tiny_tokenizer, **tiny}
+    plans = [("tiny", tiny_model(tmp / f"tiny-{args.tiny_tokenizer}", args.tiny_tokenizer), int(s), tiny)
              for s in args.sizes.split(",") if s]
     if args.bundled_records:
         plans.append(("bundled", "default", args.bundled_records, {}))
@@ -178,7 +215,7 @@ def main(argv=None) -> int:
             print(json.dumps(r), flush=True)
             (tmp / "results.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
     print(f"\nmachine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, GPU {info['gpu']}, "
-          f"torch {info['torch']}, ray {info['ray']}\n")
+          f"torch {info['torch']}, ray {info['ray']}; tiny model: {info['tiny_model']}\n")
     print(table(rows))
     print(f"\nresults: {tmp / 'results.json'}")
     return 0

@@ -98,8 +98,14 @@ def decoder_forward(loaded: LoadedModel, max_length: int):
     if os.environ.get("DAAR_FAST_DECODER", "0") == "1" and supports(model, max_length):
         forward = FastDecoder(model)
     else:
+        import inspect
+
+        # use_cache=False: no key/value cache to build (and concatenate into) for a single forward pass;
+        # asked only of models whose forward takes it
+        no_cache = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
+
         def forward(input_ids):
-            return model(input_ids=input_ids, attention_mask=None).last_hidden_state
+            return model(input_ids=input_ids, attention_mask=None, **no_cache).last_hidden_state
     loaded._forward = (max_length, forward)  # type: ignore[attr-defined]
     return forward
 

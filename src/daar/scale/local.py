@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,5 +16,9 @@ def run_local(pending: Sequence[ShardSpec], settings: TaskSettings, show_progres
 
     if not pending:
         return []
-    task = ShardTask(settings)  # model and heads loaded once for every shard
-    return [task.run(spec) for spec in tqdm(pending, desc="score shards", unit="shard", disable=not show_progress)]
+    task = ShardTask(settings)  # model and heads loaded once for every shard (and frozen out of the GC's scans)
+    try:
+        return [task.run(spec) for spec in tqdm(pending, desc="score shards", unit="shard",
+                                                disable=not show_progress)]
+    finally:
+        gc.unfreeze()  # this process goes on (selection, outputs): let the collector see its objects again

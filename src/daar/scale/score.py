@@ -10,10 +10,12 @@ Ray Data `map_batches`, so both run exactly this code.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import resource
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -42,7 +44,9 @@ class TaskSettings:
     model_path: str | None = None  # a saved DaaRModel (.npz); None: no model (random, length baselines)
     device: str | None = None
     feature_cache: str | None = None
-    batch_size: int = 16
+    # rows per forward pass; None: batches are cut by the token budget alone, as the in-memory extractor
+    # (features.job.extractor_for) cuts them. --batch-size is the ifd / deita scorers' setting, not this one.
+    batch_size: int | None = None
     batch_tokens: int | None = None  # --feature-batch-tokens; None: the device's default (features.extract)
     keep_features: bool = False
     threads: int | None = None  # torch threads of a CPU worker
@@ -55,7 +59,7 @@ class RecordScorer:
     """Records -> score columns; the model and heads are loaded once, at construction."""
 
     def __init__(self, model_path: str, device: str | None = None, feature_cache: str | None = None,
-                 batch_size: int = 16, batch_tokens: int | None = None, keep_features: bool = False):
+                 batch_size: int | None = None, batch_tokens: int | None = None, keep_features: bool = False):
         from daar.method.model import DaaRModel
 
         self.model = DaaRModel.load(model_path, feature_cache=feature_cache, device=device)
@@ -89,6 +93,24 @@ class RecordScorer:
         s = self.model.predict(feats)
         return {"entropy": s.entropy.astype(np.float64), "domain": s.domain.astype(np.int16), "tokens": lengths,
                 **{f"p_{n}": s.probs[:, i].astype(np.float32) for i, n in enumerate(s.names)}}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB.
+
+    Linux: VmHWM, the high-water mark of this address space. Not ru_maxrss: a process started by
+    fork + exec inherits its parent's ru_maxrss, so a small worker of a big parent would report the
+    parent's peak.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 1024), 1)  # bytes on macOS, KiB on Linux
 
 
 def base_columns(records: Sequence[Record], shard: int) -> dict[str, Any]:
@@ -125,6 +147,11 @@ class ShardTask:
         if self.s.model_path:
             self.scorer = RecordScorer(self.s.model_path, self.s.device, self.s.feature_cache, self.s.batch_size,
                                        self.s.batch_tokens, self.s.keep_features)
+        # The model, the heads and every imported module live as long as the task: move them out of the
+        # cyclic collector's sight, so the collections that a shard's many small objects (records, rows,
+        # token lists) trigger do not rescan them each time (measured: 0.9 s -> 0.25 s of GC per 20k records).
+        gc.collect()
+        gc.freeze()
 
     def run(self, spec) -> dict[str, Any]:
         import pyarrow as pa
@@ -148,8 +175,7 @@ class ShardTask:
         summary = {"records": len(records), "rejected": len(rejected), "rows": spec.n_rows,
                    "domain_counts": domain_counts, "seconds": round(time.perf_counter() - t0, 3),
                    "worker": f"{os.uname().nodename}:{os.getpid()}",
-                   # the worker's peak memory so far (Linux: KiB), so a run shows what a worker needs
-                   "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+                   "worker_peak_rss_mb": peak_rss_mb()}  # so a run shows what a worker needs
         if summary["records"] + summary["rejected"] != spec.n_rows:
             raise RuntimeError(f"{spec.name}: read {summary['records']} + {summary['rejected']} of {spec.n_rows} rows")
         return self.dir.commit(spec, summary)
@@ -178,5 +204,5 @@ def task_settings(shard_dir: str | Path, scorer: str, plan, cfg, model_path: str
     return TaskSettings(shard_dir=str(shard_dir), scorer=scorer, schema=plan.schema, schema_from=plan.schema_from,
                         on_bad_record=i.on_bad_record, template=i.template, model_path=model_path,
                         device=cfg.lm.device, feature_cache=str(f.feature_cache or cache_dir() / "features"),
-                        batch_size=f.batch_size, batch_tokens=f.feature_batch_tokens,
+                        batch_tokens=f.feature_batch_tokens,
                         keep_features=cfg.scale.keep_features, threads=threads)
