@@ -7,8 +7,14 @@ values); labels come from a fixed random linear map, so psi_dom has something to
 target (psi_dom's entropy) is not constant. The simple loop (`reference_fit`: plain Adam, gradients set
 to None, a host read of the loss every step, torch's default threads) is what daar ran before.
 
+With --ensemble M (M > 1) it times the head ensemble instead: for psi_dom, then psi_div, the M members
+one after another (`_fit(member=i)`, how ensembles trained before) and stacked (`_fit_stacked`, how they
+train now) back to back, each stacked run with every thread count of --stacked-threads, the load
+average before each, and the largest difference between a member trained both ways.
+
     python benchmarks/heads.py                       # both heads, 5,000 probe records, + a 600-step check
     python benchmarks/heads.py --n 1000 --check-steps 200
+    python benchmarks/heads.py --ensemble 8 --stacked-threads 1,2
 """
 
 from __future__ import annotations
@@ -72,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=4, help="domains")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--check-steps", type=int, default=600, help="steps of the fast-vs-simple equality check (0: skip)")
+    p.add_argument("--ensemble", type=int, default=1, help="members: > 1 times sequential against stacked")
+    p.add_argument("--stacked-threads", default="1", help="comma-separated thread counts for the stacked runs")
     args = p.parse_args(argv)
+    if args.ensemble > 1:
+        return ensemble_main(args)
 
     import torch
 
@@ -113,6 +123,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check, {len(fast.train_idx)} steps: simple loop {t_ref:.1f} s ({torch.get_num_threads()} threads), "
               f"daar {t_fast:.1f} s -> {t_ref / t_fast:.1f}x; max |weight difference| {diff:.2e}, "
               f"same predicted domain {100 * same_argmax:.2f} %, max |entropy difference| {ent_diff:.2e}")
+    return 0
+
+
+def _timed(fn):
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def _load() -> str:
+    return "load " + Path("/proc/loadavg").read_text().split(" ", 1)[0]
+
+
+def ensemble_main(args) -> int:
+    """psi_dom and psi_div with `args.ensemble` members: sequential members against the stacked model."""
+    from daar.method import mlp
+    from daar.perf.roofline import machine_info
+
+    print(machine_info().line(), flush=True)
+    threads = [int(t) for t in args.stacked_threads.split(",")]
+    x, labels = problem(args.n, args.d, args.k)
+    s = mlp.HeadTraining(lr=1e-5, batch_size=1, epochs=1, val_fraction=0.03, seed=args.seed, ensemble=args.ensemble)
+    n_train = args.n - int(round(args.n * s.val_fraction))
+    members = list(range(args.ensemble))
+    y, out, loss = labels, args.k, "ce"
+    for name in ("psi_dom", "psi_div"):
+        load = _load()
+        seq, t_seq, c_seq = _timed(lambda: [mlp._fit(x, y, out, loss, s, name, m) for m in members])  # noqa: B023
+        print(f"[probe {args.n}] {name} x{args.ensemble}, {n_train} steps each: sequential {t_seq:.1f} s "
+              f"(cpu {c_seq:.1f} s, {1000 * t_seq / n_train / args.ensemble:.2f} ms/member-step, {load})", flush=True)
+        for n_threads in threads:
+            mlp.STACKED_THREADS, load = n_threads, _load()
+            stk, t_stk, c_stk = _timed(lambda: mlp._fit_stacked(x, y, out, loss, s, name, members))  # noqa: B023
+            diff = max(float((a.state[k] - b.state[k]).abs().max()) for a, b in zip(seq, stk, strict=True)
+                       for k in a.state)
+            pdiff = max(float(np.abs(a.forward(x) - b.forward(x)).max()) for a, b in zip(seq, stk, strict=True))
+            print(f"    stacked, {n_threads} thread(s): {t_stk:.1f} s (cpu {c_stk:.1f} s, "
+                  f"{1000 * t_stk / n_train / args.ensemble:.2f} ms/member-step, {load}) -> {t_seq / t_stk:.2f}x, "
+                  f"{100 * t_stk / t_seq:.0f} % of sequential; max |weight diff| {diff:.1e}, "
+                  f"max |output diff| {pdiff:.1e}", flush=True)
+        # psi_div learns the entropy of psi_dom's averaged prediction, as in train_regressor
+        y, out, loss = mlp.entropy(mlp.HeadEnsemble(stk).predict_proba(x)).astype(np.float32), 1, "mse"
     return 0
 
 

@@ -1,0 +1,160 @@
+"""M copies of one ReLU MLP trained side by side as one stacked model (the head ensemble of mlp.py).
+
+Layer l of every member becomes one weight [M, out, in] (member m's slice is its nn.Linear weight, the
+same layout) and one bias [M, out]; a step takes one batch per member, [M, B, d], and each member's
+gradient comes from its own batch and its own loss alone. One Adam steps every member: Adam is
+element-wise, so nothing couples them.
+
+Each member is bit for bit what training it alone gives (tests/method/test_stacked_heads.py), not just
+close: batch-1 training at lr 1e-5 turns rounding differences into real ones (a version with batched
+products, ~1e-7 apart per step, was 4e-3 apart in weights after 4,850 steps). So every product is the call
+autograd makes for that member alone (addmm forward; mm for the input gradient; the weight gradient of a
+batch of 1 is an exact outer product), the loss gradients are autograd's kernels, every member slice is
+64-byte aligned like a tensor of its own (MKL rounds by alignment), and no Adam vector spans two members
+(its scalar tail code rounds unlike its vector code: see parameters()).
+
+Why stacking pays while the products stay per member: a batch-1 step is memory-bound, and the stack
+removes the passes autograd adds over every weight (a fresh weight gradient added into .grad, .grad
+zeroed each step), writes the outer products of all members in one broadcast multiply, steps Adam once
+for all members, and pays the Python and autograd overhead once per step instead of once per member.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+ALIGN_BYTES = 64  # torch's CPU allocator starts every tensor on a 64-byte boundary
+
+
+def member_stack(members: int, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
+    """An uninitialised [members, *shape] whose member slices are contiguous and each start on a 64-byte
+    boundary, as a tensor of that shape alone does: MKL's products can round differently with other
+    alignments (seen with d = 30), which a member trained alone would not see."""
+    n = math.prod(shape)
+    per = ALIGN_BYTES // torch.empty((), dtype=dtype).element_size()
+    return torch.empty(members, -(-n // per) * per, dtype=dtype)[:, :n].unflatten(1, shape)
+
+
+def _stacked(tensors: list[torch.Tensor]) -> torch.Tensor:
+    out = member_stack(len(tensors), tuple(tensors[0].shape), tensors[0].dtype)
+    for slot, t in zip(out, tensors, strict=True):
+        slot.copy_(t)
+    return out
+
+
+def _whole(n: int, dtype=torch.float32) -> bool:
+    """Whether a member slice of n elements is a whole number of 64-byte lines: then a plain stack is
+    already aligned, and fused Adam's vectors never straddle two members or leave a member a scalar tail."""
+    return (n * torch.empty((), dtype=dtype).element_size()) % ALIGN_BYTES == 0
+
+
+def _aligned(t: torch.Tensor) -> torch.Tensor:
+    """t [M, ...] as is where its member slices are already aligned, else an aligned copy."""
+    if t.is_contiguous() and t.data_ptr() % ALIGN_BYTES == 0 and _whole(t[0].numel(), t.dtype):
+        return t
+    return _stacked(list(t))
+
+
+class StackedMLP:
+    """Stacked Linear / ReLU / ... / Linear members, initialised from `nets` (nn.Sequential, same shapes)."""
+
+    def __init__(self, nets: list):
+        kinds = [type(mod).__name__ for mod in nets[0]]
+        if kinds[0::2] != ["Linear"] * len(kinds[0::2]) or set(kinds[1::2]) - {"ReLU"} or kinds[-1] != "Linear":
+            raise ValueError(f"StackedMLP needs Linear, ReLU, ..., Linear; got {kinds}")
+        self.names = [name for name, mod in nets[0].named_children() if type(mod).__name__ == "Linear"]
+        layers = [[mod for mod in net if type(mod).__name__ == "Linear"] for net in nets]
+        with torch.no_grad():
+            self.weights = [_stacked([m[i].weight for m in layers]) for i in range(len(self.names))]
+            self.biases = [_stacked([m[i].bias for m in layers]) for i in range(len(self.names))]
+        # preallocated gradients, written in place every step and read by the optimiser
+        self.weight_grads = [member_stack(len(nets), tuple(w.shape[1:])).zero_() for w in self.weights]
+        self.bias_grads = [member_stack(len(nets), tuple(b.shape[1:])).zero_() for b in self.biases]
+        # each member's operands as nn.Linear passes them to addmm (views: Adam's in-place updates show)
+        self._w_t = [[w[m].t() for m in range(len(nets))] for w in self.weights]
+        self._b = [list(b) for b in self.biases]
+
+    @property
+    def members(self) -> int:
+        return self.weights[0].shape[0]
+
+    def parameters(self) -> list[torch.Tensor]:
+        """What the optimiser steps, each with its gradient: a layer's whole stack where a member slice is a
+        whole number of 64-byte lines, else one view per member. Fused Adam runs a tensor's last
+        numel % vector-width elements through scalar code that rounds unlike its vector code, so a member
+        whose slice ends mid-vector must be its own tensor, as it is alone (seen on the 4 logits' biases);
+        fewer tensors make each step's optimiser overhead smaller.
+        """
+        params = []
+        for stack, grads in ((self.weights, self.weight_grads), (self.biases, self.bias_grads)):
+            for w, g in zip(stack, grads, strict=True):
+                pairs = [(w, g)] if _whole(w[0].numel(), w.dtype) else list(zip(w, g, strict=True))
+                for p, grad in pairs:
+                    p.grad = grad
+                    params.append(p)
+        return params
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's output for x [M, B, d]: post-ReLU for the hidden layers, the raw output last."""
+        outs, h = [], x
+        for i, (w_t, b) in enumerate(zip(self._w_t, self._b, strict=True)):
+            nxt = member_stack(self.members, (h.shape[1], w_t[0].shape[1]), h.dtype)
+            for m in range(self.members):  # nn.Linear's own call (addmm), so each member rounds as it would alone
+                torch.addmm(b[m], h[m], w_t[m], out=nxt[m])
+            h = torch.relu_(nxt) if i < len(self.weights) - 1 else nxt
+            outs.append(h)
+        return outs
+
+    @torch.no_grad()
+    def gradients(self, x: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
+        """Fill the gradient buffers with each member's gradient of its mean batch loss; return the losses [M].
+
+        loss "ce": cross-entropy of the logits against integer targets [M, B]; "mse": squared error of the
+        single output against float targets [M, B] (what nn.CrossEntropyLoss / nn.MSELoss give, mean over B).
+        """
+        x = _aligned(x)  # each member's batch aligned as its own tensor would be
+        outs = self.forward(x)
+        delta, losses = _loss_gradient(outs[-1], target, loss)
+        delta = _aligned(delta)
+        for i in range(len(self.weights) - 1, -1, -1):
+            h, grad, bias_grad = outs[i - 1] if i else x, self.weight_grads[i], self.bias_grads[i]
+            if x.shape[1] == 1:  # an outer product: every element one exact product, as autograd's
+                torch.mul(delta.transpose(1, 2), h, out=grad)
+                bias_grad.copy_(delta[:, 0])
+            else:
+                for m in range(self.members):
+                    torch.mm(delta[m].t(), h[m], out=grad[m])
+                    torch.sum(delta[m], 0, out=bias_grad[m])
+            if i:  # the gradient of the layer's input, as autograd's addmm backward computes it, then ReLU's
+                nxt, w = member_stack(self.members, tuple(h.shape[1:]), h.dtype), self._w_t[i]
+                for m in range(self.members):
+                    torch.mm(delta[m], w[m].t(), out=nxt[m])
+                delta = nxt.masked_fill_(h <= 0, 0.0)
+        return losses
+
+    def state_dicts(self) -> list[dict[str, torch.Tensor]]:
+        """Member m's weights as the state dict of its nn.Sequential (copies, not views of the stack)."""
+        out = []
+        for m in range(self.members):
+            state = {}
+            for n, w, b in zip(self.names, self.weights, self.biases, strict=True):  # nn.Sequential's key order
+                state[f"{n}.weight"], state[f"{n}.bias"] = w[m].clone(), b[m].clone()
+            out.append(state)
+        return out
+
+
+def _loss_gradient(out: torch.Tensor, target: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient of each member's mean batch loss with respect to the last layer's output, and the losses,
+    with the kernels autograd runs for nn.CrossEntropyLoss (log-softmax backward) and nn.MSELoss."""
+    batch = out.shape[1]
+    if loss == "ce":
+        logp = torch.log_softmax(out, dim=-1)
+        picked = logp.gather(2, target.unsqueeze(-1))
+        grad = torch.zeros_like(logp).scatter_(2, target.unsqueeze(-1), -1.0 / batch)  # nll_loss's backward
+        return torch._log_softmax_backward_data(grad, logp, 2, logp.dtype), -picked.squeeze(-1).mean(1)
+    if loss == "mse":
+        diff = out.squeeze(-1) - target
+        return (diff * (2.0 / batch)).unsqueeze(-1), diff.square().mean(1)
+    raise ValueError(f"unknown loss {loss!r} (ce or mse)")

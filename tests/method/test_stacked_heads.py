@@ -1,0 +1,146 @@
+"""The stacked head ensemble (daar.method.stacked) trains each member as training it alone does.
+
+Tolerance: none. The stacked model runs each member through the kernels autograd runs for it alone
+(addmm, mm, log-softmax backward; fused Adam with no vector shared by two members), on buffers
+aligned as its own tensors would be, so a member's weights, outputs and loss history are bit for bit
+those of _fit(member=i); a float tolerance would hide the rounding differences that grow over the
+method's ~5,000 batch-1 steps (a batched-product version drifted to 4e-3 in weights by step 4,850).
+lr 1e-3 (100x the method's) and odd widths (d = 30: member slices that a plain stack would misalign)
+make any difference show early.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from daar.method import mlp
+from daar.method.stacked import StackedMLP, member_stack
+
+
+def _data(n=120, d=30, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, d)) * 3 + 1).astype(np.float32)
+    labels = (x @ rng.standard_normal((d, k))).argmax(1).astype(np.int64)
+    return x, labels
+
+
+def _training(ensemble=3, batch_size=1, epochs=2):
+    return mlp.HeadTraining(lr=1e-3, batch_size=batch_size, epochs=epochs, val_fraction=0.05, seed=11,
+                            ensemble=ensemble)
+
+
+def _max_diff(a: mlp.TrainedHead, b: mlp.TrainedHead) -> float:
+    assert list(a.state) == list(b.state)  # nn.Sequential's keys, in its order
+    assert all(a.state[k].shape == b.state[k].shape for k in a.state)
+    return max(float((a.state[k] - b.state[k]).abs().max()) for k in a.state)
+
+
+def _same(a: mlp.TrainedHead, b: mlp.TrainedHead) -> bool:
+    return _max_diff(a, b) == 0.0 and all(a.state[k].is_contiguous() for k in a.state)
+
+
+@pytest.mark.parametrize(("loss", "batch_size"), [("ce", 1), ("ce", 4), ("mse", 1), ("mse", 4)])
+def test_each_stacked_member_is_the_member_trained_alone(loss, batch_size):
+    x, labels = _data()
+    y, out = (labels, 3) if loss == "ce" else (np.tanh(x[:, 0] - x[:, 1]).astype(np.float32), 1)
+    s = _training(batch_size=batch_size)  # 114 training records: at batch 4 the last batch has 2
+    stacked = mlp._fit_stacked(x, y, out, loss, s, "t", [0, 1, 2])
+    for m, head in enumerate(stacked):
+        alone = mlp._fit(x, y, out, loss, s, "t", member=m)
+        assert _same(head, alone), _max_diff(head, alone)
+        np.testing.assert_array_equal(head.forward(x), alone.forward(x))
+        np.testing.assert_array_equal(head.train_idx, alone.train_idx)
+        np.testing.assert_array_equal(head.val_idx, alone.val_idx)
+        np.testing.assert_allclose(head.mean, alone.mean)
+        np.testing.assert_allclose(head.std, alone.std)
+        assert head.history == alone.history
+    # and the members are not copies of one another: other initialisations, other orders
+    assert _max_diff(stacked[0], stacked[1]) > 1e-2
+    assert np.abs(stacked[0].forward(x) - stacked[2].forward(x)).max() > 1e-3
+
+
+def test_stacking_does_not_couple_members():
+    """Adam and the summed loss are per member: a member's weights do not depend on who it is stacked with."""
+    x, labels = _data(seed=1)
+    s = _training()
+    three = mlp._fit_stacked(x, labels, 3, "ce", s, "t", [0, 1, 2])
+    alone = mlp._fit_stacked(x, labels, 3, "ce", s, "t", [1])[0]
+    assert _same(three[1], alone)
+
+
+def test_ensembles_train_stacked_and_a_single_head_as_before(monkeypatch):
+    x, labels = _data(seed=2)
+    s = _training(ensemble=3)
+    calls = []
+    real = mlp._train_stacked
+    monkeypatch.setattr(mlp, "_train_stacked", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    ens = mlp.train_classifier(x, labels, 3, s)
+    assert calls == [[11, 11 + 7919, 11 + 2 * 7919]]  # one stack of the three members' seeds
+    assert len(ens.members) == 3 and set(ens.metrics) == {"val_accuracy", "val_n", "confusion"}
+    # the saved format is the one of sequentially trained members: the same array names and shapes
+    seq = mlp.HeadEnsemble([mlp._fit(x, labels, 3, "ce", s, "t", m) for m in range(3)])
+    arrays, seq_arrays = mlp.head_to_arrays(ens, "dom"), mlp.head_to_arrays(seq, "dom")
+    assert list(arrays) == list(seq_arrays)
+    assert all(arrays[k].shape == seq_arrays[k].shape and arrays[k].dtype == seq_arrays[k].dtype for k in arrays)
+    back = mlp.head_from_arrays(arrays, "dom")
+    np.testing.assert_array_equal(back.predict_proba(x), ens.predict_proba(x))
+    np.testing.assert_array_equal(ens.predict_proba(x), seq.predict_proba(x))
+    assert ens.metrics == mlp.train_classifier(x, labels, 3, s).metrics
+    # --head-ensemble 1 is the plain loop, bit for bit
+    calls.clear()
+    single = mlp.train_classifier(x, labels, 3, _training(ensemble=1)).members[0]
+    assert calls == []
+    plain = mlp._fit(x, labels, 3, "ce", _training(ensemble=1), "t")
+    assert all(bool((single.state[k] == plain.state[k]).all()) for k in plain.state)
+
+
+def test_large_members_are_stacked_in_groups_that_fit_the_memory_cap(monkeypatch):
+    assert mlp._stack_groups(list(range(8)), 576, 4) == [list(range(8))]  # ~25 MiB a member
+    assert mlp._stack_groups(list(range(8)), 3584, 4) == [[0, 1], [2, 3], [4, 5], [6, 7]]  # ~0.9 GiB a member
+    x, labels = _data(seed=3)
+    s = _training(ensemble=3)
+    whole = mlp._fit_stacked(x, labels, 3, "ce", s, "t", [0, 1, 2])
+    monkeypatch.setattr(mlp, "STACK_BYTES", 1)  # one member a group
+    grouped = mlp._fit_stacked(x, labels, 3, "ce", s, "t", [0, 1, 2])
+    assert all(_same(a, b) for a, b in zip(whole, grouped, strict=True))
+
+
+@pytest.mark.parametrize(("loss", "batch"), [("ce", 1), ("ce", 3), ("mse", 1), ("mse", 3)])
+def test_hand_written_gradients_are_autograds(loss, batch):
+    torch.manual_seed(0)
+    nets = [mlp.build_mlp(10, 4 if loss == "ce" else 1) for _ in range(2)]
+    stacked = StackedMLP(nets)
+    x = torch.randn(2, batch, 10)
+    target = torch.randint(0, 4, (2, batch)) if loss == "ce" else torch.rand(2, batch)
+    losses = stacked.gradients(x, target, loss)
+    fn = torch.nn.CrossEntropyLoss() if loss == "ce" else torch.nn.MSELoss()
+    for m, net in enumerate(nets):
+        pred = net(x[m].clone())  # a tensor of its own, aligned as in training (a view can round otherwise)
+        ref = fn(pred, target[m]) if loss == "ce" else fn(pred.squeeze(-1), target[m])
+        net.zero_grad()
+        ref.backward()
+        assert abs(float(losses[m]) - float(ref.detach())) < 1e-6
+        names = [n for n, mod in net.named_children() if isinstance(mod, torch.nn.Linear)]
+        for i, name in enumerate(names):
+            lin = getattr(net, name)
+            assert torch.equal(stacked.weight_grads[i][m], lin.weight.grad)
+            assert torch.equal(stacked.bias_grads[i][m], lin.bias.grad)
+    # the weights stay the members' own: member 1's slice is its Linear weight
+    assert torch.equal(stacked.state_dicts()[1]["0.weight"], nets[1][0].weight.detach())
+
+
+def test_member_slices_are_aligned_like_tensors_alone():
+    for shape in [(30,), (60, 30), (1, 15), (4,)]:
+        stack = member_stack(5, shape)
+        assert stack.shape == (5, *shape)
+        assert all(s.is_contiguous() and s.data_ptr() % 64 == 0 for s in stack)
+
+
+def test_stacked_mlp_rejects_what_it_cannot_train():
+    with pytest.raises(ValueError, match="Linear, ReLU"):
+        StackedMLP([torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1))])
+    stacked = StackedMLP([mlp.build_mlp(4, 1)])
+    with pytest.raises(ValueError, match="unknown loss"):
+        stacked.gradients(torch.zeros(1, 1, 4), torch.zeros(1, 1), "hinge")
