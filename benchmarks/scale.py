@@ -6,7 +6,7 @@ default with the bundled model's tokenizer, --tiny-tokenizer) so that the pipeli
 measured: in memory (sizes up to --memory-max), local streaming, Ray with 1 and 2 workers. Even so, on
 2 CPUs its forward pass (~20 MFLOP a record at ~110 tokens) is most of the scoring time. Part 2 uses
 the bundled SmolLM2-135M on --bundled-records records: local streaming vs Ray with 1 and 2 workers.
-Every run is a child process; its peak RSS is the child's own (the driver's) `ru_maxrss`, and for
+Every run is a child process; its peak RSS is the child's own (the driver's) VmHWM (not `ru_maxrss`, which a child inherits), and for
 streamed runs the largest worker peak the shard markers record. The probe stages are kept small
 (domains with examples, no synthesis; --probe-size, 1 head epoch): they run once on the driver
 whatever the pool size, and the scale-out is what is measured.
