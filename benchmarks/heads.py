@@ -9,12 +9,13 @@ to None, a host read of the loss every step, torch's default threads) is what da
 
 With --ensemble M (M > 1) it times the head ensemble instead: for psi_dom, then psi_div, the M members
 one after another (`_fit(member=i)`, how ensembles trained before) and stacked (`_fit_stacked`, how they
-train now) back to back, each stacked run with every thread count of --stacked-threads, the load
+train now) back to back, each stacked run with every count of --stack-workers (stacks trained at once,
+one thread each), the load
 average before each, and the largest difference between a member trained both ways.
 
     python benchmarks/heads.py                       # both heads, 5,000 probe records, + a 600-step check
     python benchmarks/heads.py --n 1000 --check-steps 200
-    python benchmarks/heads.py --ensemble 8 --stacked-threads 1,2
+    python benchmarks/heads.py --ensemble 8 --stack-workers 1,2
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--check-steps", type=int, default=600, help="steps of the fast-vs-simple equality check (0: skip)")
     p.add_argument("--ensemble", type=int, default=1, help="members: > 1 times sequential against stacked")
-    p.add_argument("--stacked-threads", default="1", help="comma-separated thread counts for the stacked runs")
+    p.add_argument("--stack-workers", default="1,2", help="comma-separated counts of stacks trained at once "
+                   "(each in its own thread with one OpenMP thread) for the stacked runs")
     args = p.parse_args(argv)
     if args.ensemble > 1:
         return ensemble_main(args)
@@ -142,7 +144,7 @@ def ensemble_main(args) -> int:
     from daar.perf.roofline import machine_info
 
     print(machine_info().line(), flush=True)
-    threads = [int(t) for t in args.stacked_threads.split(",")]
+    threads = [int(t) for t in args.stack_workers.split(",")]
     x, labels = problem(args.n, args.d, args.k)
     s = mlp.HeadTraining(lr=1e-5, batch_size=1, epochs=1, val_fraction=0.03, seed=args.seed, ensemble=args.ensemble)
     n_train = args.n - int(round(args.n * s.val_fraction))
@@ -154,12 +156,12 @@ def ensemble_main(args) -> int:
         print(f"[probe {args.n}] {name} x{args.ensemble}, {n_train} steps each: sequential {t_seq:.1f} s "
               f"(cpu {c_seq:.1f} s, {1000 * t_seq / n_train / args.ensemble:.2f} ms/member-step, {load})", flush=True)
         for n_threads in threads:
-            mlp.STACKED_THREADS, load = n_threads, _load()
+            mlp.STACK_WORKERS, load = n_threads, _load()
             stk, t_stk, c_stk = _timed(lambda: mlp._fit_stacked(x, y, out, loss, s, name, members))  # noqa: B023
             diff = max(float((a.state[k] - b.state[k]).abs().max()) for a, b in zip(seq, stk, strict=True)
                        for k in a.state)
             pdiff = max(float(np.abs(a.forward(x) - b.forward(x)).max()) for a, b in zip(seq, stk, strict=True))
-            print(f"    stacked, {n_threads} thread(s): {t_stk:.1f} s (cpu {c_stk:.1f} s, "
+            print(f"    stacked, {n_threads} stack(s) at once: {t_stk:.1f} s (cpu {c_stk:.1f} s, "
                   f"{1000 * t_stk / n_train / args.ensemble:.2f} ms/member-step, {load}) -> {t_seq / t_stk:.2f}x, "
                   f"{100 * t_stk / t_seq:.0f} % of sequential; max |weight diff| {diff:.1e}, "
                   f"max |output diff| {pdiff:.1e}", flush=True)

@@ -75,7 +75,8 @@ def test_ensembles_train_stacked_and_a_single_head_as_before(monkeypatch):
     s = _training(ensemble=3)
     calls = []
     real = mlp._train_stacked
-    monkeypatch.setattr(mlp, "_train_stacked", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    monkeypatch.setattr(mlp, "_train_stacked", lambda *a, **k: calls.append(k["seeds"]) or real(*a, **k))
+    monkeypatch.setattr(mlp, "STACK_WORKERS", 1)
     ens = mlp.train_classifier(x, labels, 3, s)
     assert calls == [[11, 11 + 7919, 11 + 2 * 7919]]  # one stack of the three members' seeds
     assert len(ens.members) == 3 and set(ens.metrics) == {"val_accuracy", "val_n", "confusion"}
@@ -99,12 +100,38 @@ def test_ensembles_train_stacked_and_a_single_head_as_before(monkeypatch):
 def test_large_members_are_stacked_in_groups_that_fit_the_memory_cap(monkeypatch):
     assert mlp._stack_groups(list(range(8)), 576, 4) == [list(range(8))]  # ~25 MiB a member
     assert mlp._stack_groups(list(range(8)), 3584, 4) == [[0, 1], [2, 3], [4, 5], [6, 7]]  # ~0.9 GiB a member
+    # stacks trained at once share the cap, and the members are split evenly between them
+    assert mlp._stack_groups(list(range(8)), 576, 4, workers=2) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert mlp._stack_groups(list(range(3)), 576, 4, workers=2) == [[0, 1], [2]]
+    assert mlp._stack_groups(list(range(8)), 3584, 4, workers=2) == [[0], [1], [2], [3], [4], [5], [6], [7]]
     x, labels = _data(seed=3)
     s = _training(ensemble=3)
     whole = mlp._fit_stacked(x, labels, 3, "ce", s, "t", [0, 1, 2])
     monkeypatch.setattr(mlp, "STACK_BYTES", 1)  # one member a group
     grouped = mlp._fit_stacked(x, labels, 3, "ce", s, "t", [0, 1, 2])
     assert all(_same(a, b) for a, b in zip(whole, grouped, strict=True))
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_stacks_trained_in_threads_side_by_side_are_the_members_trained_alone(monkeypatch, loss):
+    """Two stacks at once, each in its own thread: every member bit for bit as in one stack, in member
+    order (the initial weights come from the global RNG before any thread starts; each thread runs one
+    OpenMP thread, as the single stack does)."""
+    x, labels = _data(seed=4)
+    y, out = (labels, 3) if loss == "ce" else (np.tanh(x[:, 0] - x[:, 1]).astype(np.float32), 1)
+    s = _training(ensemble=4)
+    monkeypatch.setattr(mlp, "STACK_WORKERS", 1)
+    one = mlp._fit_stacked(x, y, out, loss, s, "t", [0, 1, 2, 3])
+    monkeypatch.setattr(mlp, "STACK_WORKERS", 2)
+    threads, before = [], torch.get_num_threads()
+    real = mlp._train_stacked
+    monkeypatch.setattr(mlp, "_train_stacked",
+                        lambda *a, **k: threads.append(__import__("threading").current_thread().name) or real(*a, **k))
+    two = mlp._fit_stacked(x, y, out, loss, s, "t", [0, 1, 2, 3])
+    assert len(threads) == 2 and all(name.startswith("daar-heads") for name in threads)
+    assert all(_same(a, b) for a, b in zip(one, two, strict=True))
+    assert [h.history for h in one] == [h.history for h in two]
+    assert torch.get_num_threads() == before  # the caller's thread setting is left as it was
 
 
 @pytest.mark.parametrize(("loss", "batch"), [("ce", 1), ("ce", 3), ("mse", 1), ("mse", 3)])
