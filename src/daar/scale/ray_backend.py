@@ -1,7 +1,7 @@
 """The Ray backend: pool scoring as one Ray Data `map_batches` over the pending shards.
 
 The dataset holds one row per shard (its spec); `map_batches` runs `ShardTask` as a callable class
-on an actor pool (`concurrency` = --workers): each actor loads the truncated model and the fitted
+on a fixed actor pool (--workers actors, one shard in flight each): each actor loads the truncated model and the fitted
 heads once, reads its shards from the shared file system with the same reader as the local backend
 (line numbers, rejects with reasons), scores them and commits each shard atomically. Ray does the
 scheduling, placement (one GPU per actor when the cluster has GPUs), backpressure and actor
@@ -74,8 +74,12 @@ def run_ray(pending: Sequence[ShardSpec], settings: TaskSettings, address: str |
         log.info("scoring %d shards on Ray with %d %s actors", len(pending), n, "GPU" if use_gpu else "CPU")
         ds = ray.data.from_items([{"spec": json.dumps(s.to_dict())} for s in pending],
                                  override_num_blocks=len(pending))
+        # One shard in flight per actor: a shard is minutes of work, and Ray's default queue of several
+        # tasks per actor let the first actor that came up take every shard of a small plan (measured:
+        # 2 shards, 2 workers, both scored one after the other by one actor while the other stood idle).
+        pool = ray.data.ActorPoolStrategy(size=n, max_tasks_in_flight_per_actor=1)
         out = ds.map_batches(ShardTask, fn_constructor_kwargs={"settings": task.to_dict()}, batch_size=1,
-                             concurrency=n, num_gpus=1 if use_gpu else 0, num_cpus=worker_cpus)
+                             compute=pool, num_gpus=1 if use_gpu else 0, num_cpus=worker_cpus)
         done = [json.loads(r["summary"]) for r in out.take_all()]
         errors = sorted((d for d in done if "error" in d), key=lambda d: d["shard"])
         if errors:  # every other shard is committed; the rerun redoes only the failed ones
