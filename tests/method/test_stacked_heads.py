@@ -11,6 +11,8 @@ make any difference show early.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -126,7 +128,7 @@ def test_stacks_trained_in_threads_side_by_side_are_the_members_trained_alone(mo
     threads, before = [], torch.get_num_threads()
     real = mlp._train_stacked
     monkeypatch.setattr(mlp, "_train_stacked",
-                        lambda *a, **k: threads.append(__import__("threading").current_thread().name) or real(*a, **k))
+                        lambda *a, **k: threads.append(threading.current_thread().name) or real(*a, **k))
     two = mlp._fit_stacked(x, y, out, loss, s, "t", [0, 1, 2, 3])
     assert len(threads) == 2 and all(name.startswith("daar-heads") for name in threads)
     assert all(_same(a, b) for a, b in zip(one, two, strict=True))

@@ -153,13 +153,13 @@ def _fit(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining
     train_idx, val_idx = _split(len(x), s)
     mean, std = _standardizer(x, train_idx, s)
     with _torch_threads(HEAD_THREADS):
-        state, history = _train_loop((x - mean) / std, y, out, loss_name, s, desc, train_idx, s.seed + 7919 * member)
+        state, history = _train_loop((x - mean) / std, y, out, loss_name, s, desc, train_idx, member_seed(s, member))
     return TrainedHead(state=state, d=x.shape[1], out=out, mean=mean.astype(np.float32), std=std.astype(np.float32),
                        train_idx=train_idx, val_idx=val_idx, history=history)
 
 
 def _train_loop(z: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining, desc: str,
-                train_idx: np.ndarray, member_seed: int) -> tuple[dict, list[float]]:
+                train_idx: np.ndarray, seed: int) -> tuple[dict, list[float]]:
     """The optimiser steps. No host work per step beyond the progress bar: gradients are zeroed in place
     (no re-allocation of every weight's gradient), and the loss is summed on the tensor side and read
     every 200 steps only."""
@@ -167,11 +167,10 @@ def _train_loop(z: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadT
     from tqdm.auto import tqdm
 
     z_t, target = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(y)
-    torch.manual_seed(member_seed)  # member 0 = the single head of the method
-    net = build_mlp(z.shape[1], out)
+    net = _initial_net(z.shape[1], out, seed)  # member 0 = the single head of the method
     opt = make_adam(net.parameters(), s.lr)
     loss_fn = torch.nn.CrossEntropyLoss() if loss_name == "ce" else torch.nn.MSELoss()
-    gen = torch.Generator().manual_seed(member_seed)
+    gen = torch.Generator().manual_seed(seed)
     history: list[float] = []
     steps = s.epochs * int(np.ceil(len(train_idx) / s.batch_size))
     with tqdm(total=steps, desc=desc, unit="step", leave=False, mininterval=1.0) as bar:
@@ -264,7 +263,7 @@ def _fit_stacked(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: Head
     train_idx, val_idx = _split(len(x), s)
     mean, std = _standardizer(x, train_idx, s)
     z = (x - mean) / std
-    seeds = {m: s.seed + 7919 * m for m in members}
+    seeds = {m: member_seed(s, m) for m in members}
     nets = {m: _initial_net(x.shape[1], out, seeds[m]) for m in members}  # global RNG: here, in member order
     workers = _stack_workers(len(members))
     groups = _stack_groups(members, x.shape[1], out, workers)
@@ -291,8 +290,14 @@ def _fit_stacked(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: Head
     return heads
 
 
+def member_seed(s: HeadTraining, member: int) -> int:
+    """The seed of an ensemble member's initialisation and pass order (member 0: the method's single head)."""
+    return s.seed + 7919 * member
+
+
 def _initial_net(d: int, out: int, seed: int):
-    """A member's initial MLP, from torch's global generator seeded as _train_loop seeds it."""
+    """A member's initial MLP, from torch's global generator seeded with the member's seed (single heads and
+    stacks alike)."""
     import torch
 
     torch.manual_seed(seed)
@@ -314,6 +319,7 @@ def _train_stacked(z: np.ndarray, y: np.ndarray, loss_name: str, s: HeadTraining
     gens = [torch.Generator().manual_seed(seed) for seed in seeds]
     train = torch.from_numpy(train_idx)
     histories: list[list[float]] = [[] for _ in seeds]
+    batches = len(range(0, len(train_idx), s.batch_size))  # steps per epoch
     for _ in range(s.epochs):
         perm = torch.stack([train[torch.randperm(len(train), generator=g)] for g in gens])  # [members, n]
         running = torch.zeros(len(seeds), dtype=torch.float64)
@@ -329,7 +335,7 @@ def _train_stacked(z: np.ndarray, y: np.ndarray, loss_name: str, s: HeadTraining
                     bar.update(200)
                     bar.set_postfix(loss=f"{np.mean([h[-1] for h in histories]):.4f}")
         if bar is not None:
-            bar.update(len(range(0, perm.shape[1], s.batch_size)) % 200)
+            bar.update(batches % 200)
     return net.state_dicts(), histories
 
 
