@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ensemble", type=int, default=1, help="members: > 1 times sequential against stacked")
     p.add_argument("--stack-workers", default="1,2", help="comma-separated counts of stacks trained at once "
                    "(each in its own thread with one OpenMP thread) for the stacked runs")
+    p.add_argument("--elementwise-threads", default="1,0", help="comma-separated OpenMP thread counts for a single "
+                   "head's element-wise work (weight gradients, Adam), each timed; 0: daar's choice (every CPU)")
     args = p.parse_args(argv)
     if args.ensemble > 1:
         return ensemble_main(args)
@@ -97,17 +99,30 @@ def main(argv: list[str] | None = None) -> int:
     peak = measure_peak("float32", shapes=[(1, args.d, 2 * args.d), (2048, args.d, 2 * args.d)])
     print(peak.line(), flush=True)
     n_train = args.n - int(round(args.n * s.val_fraction))
-    t0, c0 = time.perf_counter(), time.process_time()
-    dom = train_classifier(x, labels, args.k, s)
-    t_dom, c_dom = time.perf_counter() - t0, time.process_time() - c0
-    target = entropy(dom.predict_proba(x))
-    t0, c0 = time.perf_counter(), time.process_time()
-    train_regressor(x, target, s)
-    t_div, c_div = time.perf_counter() - t0, time.process_time() - c0
-    for name, sec, cpu, out in (("psi_dom", t_dom, c_dom, args.k), ("psi_div", t_div, c_div, 1)):
-        f = step_flops(args.d, out) * n_train
-        print(fraction_line(f"[probe {args.n}] {name}, {n_train} batch-1 steps ({1000 * sec / n_train:.2f} ms/step)",
-                            sec, f, peak, records=n_train, cpu_seconds=cpu), flush=True)
+    from daar.method import mlp
+
+    chosen, heads = mlp._elementwise_threads, {}
+    for threads in (int(v) for v in args.elementwise_threads.split(",")):
+        mlp._elementwise_threads = chosen if threads == 0 else (lambda workers, n=threads: n)
+        how = f"element-wise on {mlp._elementwise_threads(1)} thread(s){' (daar)' if threads == 0 else ''}, {_load()}"
+        t0, c0 = time.perf_counter(), time.process_time()
+        dom = train_classifier(x, labels, args.k, s)
+        t_dom, c_dom = time.perf_counter() - t0, time.process_time() - c0
+        target = entropy(dom.predict_proba(x))
+        t0, c0 = time.perf_counter(), time.process_time()
+        div = train_regressor(x, target, s)
+        t_div, c_div = time.perf_counter() - t0, time.process_time() - c0
+        for name, sec, cpu, out in (("psi_dom", t_dom, c_dom, args.k), ("psi_div", t_div, c_div, 1)):
+            f = step_flops(args.d, out) * n_train
+            print(fraction_line(f"[probe {args.n}] {name}, {n_train} batch-1 steps ({1000 * sec / n_train:.2f} ms/step; "
+                                f"{how})", sec, f, peak, records=n_train, cpu_seconds=cpu), flush=True)
+        heads[threads] = (dom.members[0], div.members[0])
+    mlp._elementwise_threads = chosen
+    first = next(iter(heads.values()))
+    for threads, pair in heads.items():
+        diff = max(float((a.state[k] - b.state[k]).abs().max()) for a, b in zip(first, pair, strict=True)
+                   for k in a.state)
+        print(f"element-wise threads {threads or 'daar'}: max |weight difference| from the first {diff:.1e}")
     if args.check_steps:
         sub = HeadTraining(lr=1e-5, batch_size=1, epochs=1, val_fraction=0.03, seed=args.seed, ensemble=1)
         xs, ys = x[: args.check_steps], labels[: args.check_steps]

@@ -3,7 +3,8 @@
 Tolerance: none. The stacked model runs each member through the kernels autograd runs for it alone
 (addmm, mm, log-softmax backward; fused Adam with no vector shared by two members), on buffers
 aligned as its own tensors would be, so a member's weights, outputs and loss history are bit for bit
-those of _fit(member=i); a float tolerance would hide the rounding differences that grow over the
+those of the plain autograd loop (autograd_fit below: how a single head trained before it became a
+stack of one); a float tolerance would hide the rounding differences that grow over the
 method's ~5,000 batch-1 steps (a batched-product version drifted to 4e-3 in weights by step 4,850).
 lr 1e-3 (100x the method's) and odd widths (d = 30: member slices that a plain stack would misalign)
 make any difference show early.
@@ -33,6 +34,39 @@ def _training(ensemble=3, batch_size=1, epochs=2):
                             ensemble=ensemble)
 
 
+def autograd_fit(x, y, out, loss_name, s, member=0) -> mlp.TrainedHead:
+    """The reference: nn.Sequential, autograd, fused Adam, one OpenMP thread; the same split, standardisation,
+    initialisation, pass order and 200-step loss history as mlp._fit."""
+    x = np.asarray(x, dtype=np.float32)
+    train_idx, val_idx = mlp._split(len(x), s)
+    mean, std = mlp._standardizer(x, train_idx, s)
+    seed = mlp.member_seed(s, member)
+    z_t, target = torch.from_numpy((x - mean) / std), torch.from_numpy(y)
+    history: list[float] = []
+    with mlp._torch_threads(1):
+        net = mlp._initial_net(x.shape[1], out, seed)
+        opt = mlp.make_adam(net.parameters(), s.lr)
+        loss_fn = torch.nn.CrossEntropyLoss() if loss_name == "ce" else torch.nn.MSELoss()
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(s.epochs):
+            perm = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]
+            running = torch.zeros((), dtype=torch.float64)
+            for i, b in enumerate(range(0, len(perm), s.batch_size)):
+                idx = perm[b : b + s.batch_size]
+                pred = net(z_t[idx])
+                loss = loss_fn(pred, target[idx]) if loss_name == "ce" else loss_fn(pred.squeeze(-1), target[idx])
+                opt.zero_grad(set_to_none=False)
+                loss.backward()
+                opt.step()
+                running += loss.detach()
+                if (i + 1) % 200 == 0:
+                    history.append(running.item() / 200)
+                    running.zero_()
+    return mlp.TrainedHead(state={k: v.detach().clone() for k, v in net.state_dict().items()}, d=x.shape[1],
+                           out=out, mean=mean.astype(np.float32), std=std.astype(np.float32), train_idx=train_idx,
+                           val_idx=val_idx, history=history)
+
+
 def _max_diff(a: mlp.TrainedHead, b: mlp.TrainedHead) -> float:
     assert list(a.state) == list(b.state)  # nn.Sequential's keys, in its order
     assert all(a.state[k].shape == b.state[k].shape for k in a.state)
@@ -50,8 +84,9 @@ def test_each_stacked_member_is_the_member_trained_alone(loss, batch_size):
     s = _training(batch_size=batch_size)  # 114 training records: at batch 4 the last batch has 2
     stacked = mlp._fit_stacked(x, y, out, loss, s, "t", [0, 1, 2])
     for m, head in enumerate(stacked):
-        alone = mlp._fit(x, y, out, loss, s, "t", member=m)
+        alone = autograd_fit(x, y, out, loss, s, member=m)
         assert _same(head, alone), _max_diff(head, alone)
+        assert _same(mlp._fit(x, y, out, loss, s, "t", member=m), alone)  # a stack of one
         np.testing.assert_array_equal(head.forward(x), alone.forward(x))
         np.testing.assert_array_equal(head.train_idx, alone.train_idx)
         np.testing.assert_array_equal(head.val_idx, alone.val_idx)
@@ -72,7 +107,7 @@ def test_stacking_does_not_couple_members():
     assert _same(three[1], alone)
 
 
-def test_ensembles_train_stacked_and_a_single_head_as_before(monkeypatch):
+def test_ensembles_train_stacked_and_a_single_head_as_the_plain_loop(monkeypatch):
     x, labels = _data(seed=2)
     s = _training(ensemble=3)
     calls = []
@@ -83,7 +118,7 @@ def test_ensembles_train_stacked_and_a_single_head_as_before(monkeypatch):
     assert calls == [[11, 11 + 7919, 11 + 2 * 7919]]  # one stack of the three members' seeds
     assert len(ens.members) == 3 and set(ens.metrics) == {"val_accuracy", "val_n", "confusion"}
     # the saved format is the one of sequentially trained members: the same array names and shapes
-    seq = mlp.HeadEnsemble([mlp._fit(x, labels, 3, "ce", s, "t", m) for m in range(3)])
+    seq = mlp.HeadEnsemble([autograd_fit(x, labels, 3, "ce", s, m) for m in range(3)])
     arrays, seq_arrays = mlp.head_to_arrays(ens, "dom"), mlp.head_to_arrays(seq, "dom")
     assert list(arrays) == list(seq_arrays)
     assert all(arrays[k].shape == seq_arrays[k].shape and arrays[k].dtype == seq_arrays[k].dtype for k in arrays)
@@ -91,12 +126,29 @@ def test_ensembles_train_stacked_and_a_single_head_as_before(monkeypatch):
     np.testing.assert_array_equal(back.predict_proba(x), ens.predict_proba(x))
     np.testing.assert_array_equal(ens.predict_proba(x), seq.predict_proba(x))
     assert ens.metrics == mlp.train_classifier(x, labels, 3, s).metrics
-    # --head-ensemble 1 is the plain loop, bit for bit
+    # --head-ensemble 1 is a stack of one, bit for bit the plain loop
     calls.clear()
     single = mlp.train_classifier(x, labels, 3, _training(ensemble=1)).members[0]
-    assert calls == []
-    plain = mlp._fit(x, labels, 3, "ce", _training(ensemble=1), "t")
-    assert all(bool((single.state[k] == plain.state[k]).all()) for k in plain.state)
+    assert calls == [[11]]
+    assert _same(single, autograd_fit(x, labels, 3, "ce", _training(ensemble=1)))
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_element_wise_threads_do_not_change_a_head(monkeypatch, loss):
+    """The weight gradients and Adam run on every CPU the stacks leave free (a single head: all of them);
+    element-wise work is exact at any thread count, so 1, 2 and 3 threads give the same head bit for bit.
+    d = 192 gives layers of 74k weights, past torch's 32,768-element grain, so the threads share them."""
+    x, labels = _data(n=80, d=192, seed=5)
+    y, out = (labels, 3) if loss == "ce" else (np.tanh(x[:, 0] - x[:, 1]).astype(np.float32), 1)
+    s = _training(ensemble=1, epochs=1)
+    ref = autograd_fit(x, y, out, loss, s)
+    seen = []
+    for n in (1, 2, 3):
+        monkeypatch.setattr(mlp, "_elementwise_threads", lambda workers, n=n: seen.append(workers) or n)
+        head = mlp._fit(x, y, out, loss, s, "t")
+        assert _same(head, ref), (n, _max_diff(head, ref))
+        assert head.history == ref.history
+    assert seen == [1, 1, 1]  # one member: one stack
 
 
 def test_large_members_are_stacked_in_groups_that_fit_the_memory_cap(monkeypatch):

@@ -4,9 +4,9 @@ The frozen LLM never runs inside a training loop: features are computed once and
 heads train on those arrays. Shape and optimiser follow the method: MLP d -> 2d -> d -> d/2 -> 256
 -> out with ReLU, Adam lr 1e-5, batch 1, 1 epoch, 97/3 train/validation split (all options).
 Features are standardised with the training split's mean and std (stored with the head), which
-makes the tiny learning rate usable across models whose hidden states differ in scale. A single head
-trains with the plain autograd loop (_fit); an ensemble (--head-ensemble N > 1) trains its members side by
-side as one stacked model (daar.method.stacked), each member what _fit gives it up to float rounding.
+makes the tiny learning rate usable across models whose hidden states differ in scale. Heads train as
+stacked models (daar.method.stacked): a single head is a stack of one, an ensemble (--head-ensemble N)
+one stack per CPU; every member is bit for bit what the plain autograd loop gives it.
 """
 
 from __future__ import annotations
@@ -108,10 +108,14 @@ def _split(n: int, s: HeadTraining) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-# Head training is batch-1 matrix-vector work plus an Adam update of every weight: memory-bound small
-# ops, where a second OpenMP thread costs more in synchronisation than it adds (measured 2-5x slower on
-# the shared 2-core machine; benchmarks/heads.py measures both).
-HEAD_THREADS = 1
+# Head training is batch-1 matrix-vector work plus an Adam update of every weight: memory-bound small ops.
+# The products (addmm, mm) always run on one OpenMP thread: their rounding depends on how many threads
+# split them, and batch-1 training at lr 1e-5 turns rounding differences into real ones over ~5,000 steps,
+# so the heads would depend on the machine's core count. The element-wise work (the weight gradients'
+# outer products and fused Adam, ~70 % of a step) is exact at any thread count (every element computed
+# alone; fused Adam splits its work on 64-byte lines, so no vector straddles two threads), and runs on
+# the CPUs the stacks leave free (see _elementwise_threads).
+PRODUCT_THREADS = 1
 
 
 @contextmanager
@@ -148,49 +152,11 @@ def _standardizer(x: np.ndarray, train_idx: np.ndarray, s: HeadTraining) -> tupl
 
 def _fit(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining, desc: str,
          member: int = 0) -> TrainedHead:
-    """One head. `member` > 0 changes the initialisation and the data order, never the validation split."""
-    x = np.asarray(x, dtype=np.float32)
-    train_idx, val_idx = _split(len(x), s)
-    mean, std = _standardizer(x, train_idx, s)
-    with _torch_threads(HEAD_THREADS):
-        state, history = _train_loop((x - mean) / std, y, out, loss_name, s, desc, train_idx, member_seed(s, member))
-    return TrainedHead(state=state, d=x.shape[1], out=out, mean=mean.astype(np.float32), std=std.astype(np.float32),
-                       train_idx=train_idx, val_idx=val_idx, history=history)
-
-
-def _train_loop(z: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining, desc: str,
-                train_idx: np.ndarray, seed: int) -> tuple[dict, list[float]]:
-    """The optimiser steps. No host work per step beyond the progress bar: gradients are zeroed in place
-    (no re-allocation of every weight's gradient), and the loss is summed on the tensor side and read
-    every 200 steps only."""
-    import torch
-    from tqdm.auto import tqdm
-
-    z_t, target = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(y)
-    net = _initial_net(z.shape[1], out, seed)  # member 0 = the single head of the method
-    opt = make_adam(net.parameters(), s.lr)
-    loss_fn = torch.nn.CrossEntropyLoss() if loss_name == "ce" else torch.nn.MSELoss()
-    gen = torch.Generator().manual_seed(seed)
-    history: list[float] = []
-    steps = s.epochs * int(np.ceil(len(train_idx) / s.batch_size))
-    with tqdm(total=steps, desc=desc, unit="step", leave=False, mininterval=1.0) as bar:
-        for _ in range(s.epochs):
-            perm = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]
-            running = torch.zeros((), dtype=torch.float64)
-            for i, b in enumerate(range(0, len(perm), s.batch_size)):
-                idx = perm[b : b + s.batch_size]
-                pred = net(z_t[idx])
-                loss = loss_fn(pred, target[idx]) if loss_name == "ce" else loss_fn(pred.squeeze(-1), target[idx])
-                opt.zero_grad(set_to_none=False)
-                loss.backward()
-                opt.step()
-                running += loss.detach()
-                bar.update(1)
-                if (i + 1) % 200 == 0:
-                    history.append(running.item() / 200)
-                    bar.set_postfix(loss=f"{history[-1]:.4f}")
-                    running.zero_()
-    return {k: v.detach().clone() for k, v in net.state_dict().items()}, history
+    """One head. `member` > 0 changes the initialisation and the data order, never the validation split.
+    It trains as a stack of one: bit for bit what the plain autograd loop gives (tests/method/
+    test_stacked_heads.py keeps that loop as the reference), without autograd's extra passes over every
+    weight."""
+    return _fit_stacked(x, y, out, loss_name, s, desc, [member])[0]
 
 
 class HeadEnsemble:
@@ -217,8 +183,6 @@ class HeadEnsemble:
 
 
 def _members(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining, desc: str) -> HeadEnsemble:
-    if s.ensemble == 1:  # the method's single head: the plain loop
-        return HeadEnsemble([_fit(x, y, out, loss_name, s, desc)])
     return HeadEnsemble(_fit_stacked(x, y, out, loss_name, s, desc, list(range(s.ensemble))))
 
 
@@ -241,6 +205,14 @@ def _stack_workers(members: int) -> int:
     import torch
 
     return max(1, min(members, STACK_WORKERS or torch.get_num_threads()))
+
+
+def _elementwise_threads(workers: int) -> int:
+    """OpenMP threads for each stack's element-wise work: the CPUs torch may use, shared by the stacks
+    trained at once (a single head gets them all; 8 members on 2 CPUs train as 2 stacks of 1 thread each)."""
+    import torch
+
+    return max(1, torch.get_num_threads() // workers)
 
 
 def _stack_groups(members: list[int], d: int, out: int, workers: int = 1) -> list[list[int]]:
@@ -267,15 +239,17 @@ def _fit_stacked(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: Head
     nets = {m: _initial_net(x.shape[1], out, seeds[m]) for m in members}  # global RNG: here, in member order
     workers = _stack_workers(len(members))
     groups = _stack_groups(members, x.shape[1], out, workers)
+    workers = min(workers, len(groups))  # fewer groups than CPUs (one member: one stack)
+    threads = _elementwise_threads(workers)
     steps = s.epochs * int(np.ceil(len(train_idx) / s.batch_size))
     label = f"{desc} x{len(members)}" + (f" in {len(groups)} stacks" if len(groups) > 1 else "")
 
     with tqdm(total=steps * len(groups), desc=label, unit="step", leave=False, mininterval=1.0) as bar:
         def train(group: list[int]) -> tuple[list[dict], list[list[float]]]:
-            # one OpenMP thread: torch.set_num_threads is per thread, and a new thread starts at the default
-            with _torch_threads(1):
+            # torch.set_num_threads is per thread, and a new thread starts at the default: set it here
+            with _torch_threads(threads):
                 return _train_stacked(z, y, loss_name, s, train_idx, nets=[nets[m] for m in group],
-                                      seeds=[seeds[m] for m in group], bar=bar)
+                                      seeds=[seeds[m] for m in group], bar=bar, elementwise_threads=threads)
 
         if workers == 1:
             results = [train(g) for g in groups]
@@ -305,16 +279,19 @@ def _initial_net(d: int, out: int, seed: int):
 
 
 def _train_stacked(z: np.ndarray, y: np.ndarray, loss_name: str, s: HeadTraining, train_idx: np.ndarray, *,
-                   nets: list, seeds: list[int], bar=None) -> tuple[list[dict], list[list[float]]]:
-    """_train_loop for len(seeds) members at once, from their initial `nets`: member i's pass order comes
-    from seeds[i] exactly as _train_loop's does, and so does its loss history. Uses no global RNG, so
-    stacks can train in threads side by side."""
+                   nets: list, seeds: list[int], bar=None, elementwise_threads: int = 1
+                   ) -> tuple[list[dict], list[list[float]]]:
+    """The optimiser steps of len(seeds) members at once, from their initial `nets`: member i's pass order
+    is a permutation drawn from its own generator seeded with seeds[i], each epoch; its loss history is the
+    mean loss of every 200 steps, summed tensor-side (no host read in between). Uses no global RNG, so
+    stacks can train in threads side by side. Products run on PRODUCT_THREADS, the element-wise work on
+    `elementwise_threads` (exact either way)."""
     import torch
 
     from daar.method.stacked import StackedMLP
 
     z_t, target = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(y)
-    net = StackedMLP(nets)
+    net = StackedMLP(nets, product_threads=PRODUCT_THREADS, elementwise_threads=elementwise_threads)
     opt = make_adam(net.parameters(), s.lr)
     gens = [torch.Generator().manual_seed(seed) for seed in seeds]
     train = torch.from_numpy(train_idx)
@@ -326,7 +303,8 @@ def _train_stacked(z: np.ndarray, y: np.ndarray, loss_name: str, s: HeadTraining
         for i, b in enumerate(range(0, perm.shape[1], s.batch_size)):
             idx = perm[:, b : b + s.batch_size]
             running += net.gradients(z_t[idx], target[idx], loss_name)
-            opt.step()
+            with net.elementwise():
+                opt.step()
             if (i + 1) % 200 == 0:
                 for h, v in zip(histories, (running / 200).tolist(), strict=True):
                     h.append(v)

@@ -22,6 +22,7 @@ for all members, and pays the Python and autograd overhead once per step instead
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 
@@ -58,9 +59,15 @@ def _aligned(t: torch.Tensor) -> torch.Tensor:
 
 
 class StackedMLP:
-    """Stacked Linear / ReLU / ... / Linear members, initialised from `nets` (nn.Sequential, same shapes)."""
+    """Stacked Linear / ReLU / ... / Linear members, initialised from `nets` (nn.Sequential, same shapes).
 
-    def __init__(self, nets: list):
+    The products run on `product_threads` OpenMP threads (their rounding depends on the count), the
+    element-wise work (weight gradients, and the optimiser step inside elementwise()) on
+    `elementwise_threads`, exact at any count. None leaves the caller's thread setting alone.
+    """
+
+    def __init__(self, nets: list, product_threads: int | None = None, elementwise_threads: int | None = None):
+        self.product_threads, self.elementwise_threads = product_threads, elementwise_threads
         kinds = [type(mod).__name__ for mod in nets[0]]
         if kinds[0::2] != ["Linear"] * len(kinds[0::2]) or set(kinds[1::2]) - {"ReLU"} or kinds[-1] != "Linear":
             raise ValueError(f"StackedMLP needs Linear, ReLU, ..., Linear; got {kinds}")
@@ -107,31 +114,54 @@ class StackedMLP:
             outs.append(h)
         return outs
 
+    @contextmanager
+    def _threads(self, n: int | None):
+        if n is None:
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)  # ~0.3 us: cheap enough to switch twice a step
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def elementwise(self):
+        """A context for element-wise work on this stack's tensors (the optimiser step) at its thread count."""
+        return self._threads(self.elementwise_threads)
+
     @torch.no_grad()
     def gradients(self, x: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
         """Fill the gradient buffers with each member's gradient of its mean batch loss; return the losses [M].
 
         loss "ce": cross-entropy of the logits against integer targets [M, B]; "mse": squared error of the
         single output against float targets [M, B] (what nn.CrossEntropyLoss / nn.MSELoss give, mean over B).
+        The products first (forward, then every layer's output gradient, top down), then every weight
+        gradient: two thread switches a step instead of two a layer; each value is what autograd computes.
         """
-        x = _aligned(x)  # each member's batch aligned as its own tensor would be
-        outs = self.forward(x)
-        delta, losses = _loss_gradient(outs[-1], target, loss)
-        delta = _aligned(delta)
-        for i in range(len(self.weights) - 1, -1, -1):
-            h, grad, bias_grad = outs[i - 1] if i else x, self.weight_grads[i], self.bias_grads[i]
-            if x.shape[1] == 1:  # an outer product: every element one exact product, as autograd's
-                torch.mul(delta.transpose(1, 2), h, out=grad)
-                bias_grad.copy_(delta[:, 0])
-            else:
+        with self._threads(self.product_threads):
+            x = _aligned(x)  # each member's batch aligned as its own tensor would be
+            outs = self.forward(x)
+            delta, losses = _loss_gradient(outs[-1], target, loss)
+            deltas = [_aligned(delta)]  # deltas[j]: the gradient of layer (L-1-j)'s output
+            for i in range(len(self.weights) - 1, 0, -1):
+                # the gradient of layer i's input, as autograd's addmm backward computes it, then ReLU's
+                h, w = outs[i - 1], self._w_t[i]
+                nxt = member_stack(self.members, tuple(h.shape[1:]), h.dtype)
                 for m in range(self.members):
-                    torch.mm(delta[m].t(), h[m], out=grad[m])
-                    torch.sum(delta[m], 0, out=bias_grad[m])
-            if i:  # the gradient of the layer's input, as autograd's addmm backward computes it, then ReLU's
-                nxt, w = member_stack(self.members, tuple(h.shape[1:]), h.dtype), self._w_t[i]
-                for m in range(self.members):
-                    torch.mm(delta[m], w[m].t(), out=nxt[m])
-                delta = nxt.masked_fill_(h <= 0, 0.0)
+                    torch.mm(deltas[-1][m], w[m].t(), out=nxt[m])
+                deltas.append(nxt.masked_fill_(h <= 0, 0.0))
+            if x.shape[1] > 1:  # weight gradients of a batch are products too
+                for i, delta in zip(range(len(self.weights) - 1, -1, -1), deltas, strict=True):
+                    h = outs[i - 1] if i else x
+                    for m in range(self.members):
+                        torch.mm(delta[m].t(), h[m], out=self.weight_grads[i][m])
+                        torch.sum(delta[m], 0, out=self.bias_grads[i][m])
+                return losses
+        with self.elementwise():  # batch 1: outer products, every element one exact product, as autograd's
+            for i, delta in zip(range(len(self.weights) - 1, -1, -1), deltas, strict=True):
+                torch.mul(delta.transpose(1, 2), outs[i - 1] if i else x, out=self.weight_grads[i])
+                self.bias_grads[i].copy_(delta[:, 0])
         return losses
 
     def state_dicts(self) -> list[dict[str, torch.Tensor]]:
