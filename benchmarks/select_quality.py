@@ -106,6 +106,28 @@ def one_run(cfg, run: Path, truth_pool: np.ndarray, truth_probe: np.ndarray) -> 
     return row, set(np.asarray(ctx.pool.ids)[sel])
 
 
+def labels_only_run(cfg, truth_probe: np.ndarray) -> dict:
+    """The stages up to the probe pseudo-labels only (cached synthesis is reused): naming and agreement."""
+    from daar.data.pool import Pool
+    from daar.method.pipeline import build_pipeline
+    from daar.method.pseudolabels import probe_set
+    from daar.method.stage import StageRunner, StageStore
+
+    t0 = time.perf_counter()
+    i = cfg.input
+    pool = Pool.load(cfg.input.data, schema=i.schema, fmt=i.format, on_bad_record=i.on_bad_record,
+                     template=i.template)
+    probe = probe_set(cfg, pool, len(SOURCES))
+    stages = build_pipeline(cfg, probe)
+    art = StageRunner(StageStore()).run(stages.labels)
+    names = [d.name for d in stages.synthesis.domains]
+    labels = art.arrays["labels"]
+    matched, _ = matched_agreement(labels, truth_probe, len(names))
+    return {"seed": cfg.run.seed, "probe_named": round(named_agreement(labels, names, truth_probe), 4),
+            "probe_matched": round(matched, 4), "naming": art.meta["naming"],
+            "wall_seconds": round(time.perf_counter() - t0, 1)}
+
+
 def print_table(workload: str, rows: list[dict], overlaps: list[float], pool_mix: Counter) -> None:
     print(f"\n## DaaR selection quality ({workload}, bundled SmolLM2-135M)\n")
     print("| seed | probe named | probe matched | pool named | pool matched | psi_dom val acc | min naming margin "
@@ -134,6 +156,8 @@ def main() -> None:
     ap.add_argument("--probe-mix", default=None, help="probe rows per source from row 5000 (default: mix / 4)")
     ap.add_argument("--budget", default="20%")
     ap.add_argument("--set", nargs="*", default=[], help="extra settings KEY=VALUE (e.g. assignment=nearest)")
+    ap.add_argument("--labels-only", action="store_true",
+                    help="stop at the probe pseudo-labels: naming and probe agreement only (no heads, no selection)")
     args = ap.parse_args()
     from daar.settings import Config
 
@@ -158,10 +182,23 @@ def main() -> None:
         cfg = Config.from_mapping({"model": "default", "budget": args.budget, "data": str(pool),
                                    "probe_data": str(probe), "seed": seed, **extra},
                                   source="select_quality --set").apply_preset().validate()
+        if args.labels_only:
+            row = labels_only_run(cfg, truth_probe)
+            nm = row["naming"]
+            print(f"{workload} seed {seed}: probe named {row['probe_named']:.3f} matched {row['probe_matched']:.3f} "
+                  f"naming {nm.get('naming')} margins "
+                  + " ".join(f"{k} {v:.2f}" for k, v in nm["margins"].items()) + f" ({row['wall_seconds']} s)",
+                  flush=True)
+            rows.append({**row, "workload": workload})
+            continue
         row, selections[seed] = one_run(cfg, out / f"seed-{seed}", truth_pool, truth_probe)
         row["workload"] = workload
         rows.append(row)
         print(json.dumps(row, default=str), flush=True)
+    if args.labels_only:
+        (out / "labels.json").write_text(json.dumps({"workload": workload, "rows": rows, "settings": extra},
+                                                    indent=1, default=str))
+        return
     overlaps = [len(selections[a] & selections[b]) / len(selections[a])
                 for a, b in itertools.combinations(list(selections), 2)]
     pool_mix = Counter(SOURCES[t] for t in truth_pool)

@@ -46,6 +46,7 @@ centroids 2.4-6.2: 0.5 flags near-duplicates, not merely hard pairs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 CALIBRATIONS = ("none", "shift", "standardize")
+NAMINGS = ("both", "centroids", "model")
 ASSIGNMENTS = ("kmeans", "nearest", "kmeans-init-order")
 CLOSE_SEPARATION = 0.5  # probe standard deviations along the line joining two centroids
 
@@ -160,7 +162,8 @@ def margins(sim: np.ndarray, domain_of: np.ndarray) -> np.ndarray:
     out = np.empty(k)
     for j in range(k):
         forbidden = sim.copy()
-        forbidden[j, domain_of[j]] = -4.0 * k  # below any feasible naming's total
+        # below any feasible naming's total, whatever the matrix's units
+        forbidden[j, domain_of[j]] = float(sim.min()) - k * float(sim.max() - sim.min()) - 1.0
         r, c = linear_sum_assignment(forbidden, maximize=True)
         out[j] = chosen - float(forbidden[r, c].sum())
     return out
@@ -179,23 +182,51 @@ def separations(centroids: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _z(a: np.ndarray) -> np.ndarray:
+    """a on a common scale: minus its mean, over its std (over all entries; a constant matrix gives 0)."""
+    sd = float(a.std())
+    return (a - a.mean()) / sd if sd > 0 else np.zeros_like(a)
+
+
+def naming_evidence(cosine: np.ndarray, reading: np.ndarray | None, how: str) -> tuple[np.ndarray, str]:
+    """The [cluster, domain] matrix the names are matched on, and what it is (NAMINGS).
+
+    `centroids`: the cosine of cluster centres and calibrated centroids; `model`: the model's reading
+    of each cluster (daar.method.label_reader); `both`: the two added, each z-scored over its entries,
+    so neither dominates by its units (their errors fall on different domain pairs: README).
+    """
+    if how == "centroids" or reading is None:
+        return cosine, "cosine about each set's mean"
+    if how == "model":
+        return np.asarray(reading, np.float64), "model's name log-probability, centred per name"
+    if how == "both":
+        return _z(cosine) + _z(np.asarray(reading, np.float64)), "z(cosine) + z(model's name log-probability)"
+    raise ValueError(f"unknown naming {how!r}; choose one of {', '.join(NAMINGS)}")
+
+
 def name_clusters(x: np.ndarray, centroids: np.ndarray, centres: np.ndarray, names: list[str],
-                  matched: bool) -> dict[str, Any]:
+                  matched: bool, reading: np.ndarray | None = None, how: str = "centroids") -> dict[str, Any]:
     """The domain of each cluster and how sure that is: the pseudo-labels artifact's `naming` metadata.
 
     `x`, `centroids` (calibrated) and `centres` (final cluster centres, in centroid order) are in
-    the assignment space. `matched=False` keeps cluster i = domain i and only measures it.
+    the assignment space. `matched=False` keeps cluster i = domain i and only measures it. `reading`
+    ([cluster, domain], cluster order) is the model's own reading of the clusters, used by `how`
+    `model` and `both` (naming_evidence); the margins are in the units of the matrix matched on.
     """
     k = len(names)
-    sim = cosine_about(centres, centroids, x.mean(0), centroids.mean(0))
+    cosine = cosine_about(centres, centroids, x.mean(0), centroids.mean(0))
+    sim, metric = naming_evidence(cosine, reading, how)
     domain_of = match(sim) if matched else np.arange(k)
     m = margins(sim, domain_of)
     cluster_of = np.argsort(domain_of)  # the cluster named domain d
     sep = separations(centroids, x)
     pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
-    return {"order": "matched" if matched else "fixed", "metric": "cosine about each set's mean",
-            "domain_of_cluster": domain_of.tolist(),
-            "similarity": sim[cluster_of].tolist(),  # row d: the cluster named d; column e: centroid e
+    extra = {} if reading is None else {"cosine": cosine[cluster_of].tolist(),
+                                         "reading": np.asarray(reading)[cluster_of].tolist()}
+    return {"order": "matched" if matched else "fixed", "metric": metric, "naming": how if reading is not None
+            else "centroids", "domain_of_cluster": domain_of.tolist(),
+            "similarity": sim[cluster_of].tolist(),  # row d: the cluster named d; column e: domain e
+            **extra,
             "margins": {names[d]: float(m[cluster_of[d]]) for d in range(k)},
             "separation": {f"{names[a]}/{names[b]}": float(sep[a, b]) for a, b in pairs},
             "close_pairs": [[names[a], names[b], float(sep[a, b])] for a, b in pairs if sep[a, b] < CLOSE_SEPARATION],
@@ -212,11 +243,18 @@ def warn_close_domains(naming: dict[str, Any]) -> None:
 
 
 def pseudo_label(x: np.ndarray, centroids: np.ndarray, sample_std: np.ndarray | None, names: list[str],
-                 calibration: str, assignment: str, seed: int,
-                 candidates: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Step 4 on arrays: (domain index per probe row, calibrated centroids, naming metadata)."""
+                 calibration: str, assignment: str, seed: int, candidates: int = 0, naming_how: str = "centroids",
+                 read: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Step 4 on arrays: (domain index per probe row, calibrated centroids, naming metadata).
+
+    `read(clusters, centres, x)` (assignment space) gives the model's reading of the clusters
+    ([cluster, domain]); it is asked only when the names are matched (`kmeans`) and `naming_how`
+    uses it."""
     x, cents = calibrate(np.asarray(x, np.float64), np.asarray(centroids, np.float64), sample_std, calibration)
     clusters, centres, chosen = assign(x, cents, assignment, seed, candidates)
-    naming = name_clusters(x, cents, centres, names, matched=assignment == "kmeans")
+    matched = assignment == "kmeans"
+    reading = read(clusters, centres, x) if (matched and read is not None and naming_how != "centroids") else None
+    naming = name_clusters(x, cents, centres, names, matched=matched, reading=reading, how=naming_how)
     naming.update(calibration=calibration, assignment=assignment, **({"optimum": chosen} if chosen else {}))
     return np.asarray(naming["domain_of_cluster"], dtype=np.int64)[clusters], cents, naming

@@ -82,9 +82,19 @@ def build_pipeline(cfg, probe: Pool, extractor: ExtractorFactory | None = None,
                           dedup=dedup)
     centroid_space = extractor(cfg.centroid_space)
     centroids = Centroids(synthesis=synthesis, features=centroid_space, source=cfg.probes.centroid_source)
+    pr = cfg.probes
+    reader = None
+    if pr.naming != "centroids" and pr.assignment == "kmeans":
+        from daar.method.label_reader import LabelReader
+
+        # the generator reads when it is a local model; a server's generator cannot, so --model does
+        s = cfg.synthesis
+        reader = LabelReader(cfg.lm.model if s.generator_url else (s.generator_model or cfg.lm.model),
+                             device=cfg.lm.device)
     labels = PseudoLabels(centroids=centroids, probe=probe, features=centroid_space,
-                          assignment=cfg.probes.assignment, seed=cfg.run.seed,
-                          calibration=cfg.probes.calibration, candidates=cfg.probes.kmeans_candidates)
+                          assignment=pr.assignment, seed=cfg.run.seed, calibration=pr.calibration,
+                          candidates=pr.kmeans_candidates, naming=pr.naming, reader=reader,
+                          texts_read=pr.naming_texts)
     layer = extractor(cfg.features.layer)
     training = HeadTraining.from_settings(cfg, probe.n)
     dom = DomainHead(labels=labels, probe=probe, features=layer, n_domains=len(domains), training=training)

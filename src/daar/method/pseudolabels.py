@@ -21,6 +21,7 @@ from daar.data.pool import Pool
 from daar.errors import ConfigError
 from daar.features.extract import FeatureExtractor
 from daar.method.centroids import Centroids
+from daar.method.label_reader import LabelReader, cluster_label_scores, typical_members
 from daar.method.naming import pseudo_label
 from daar.method.stage import Artifact, Stage, StageRunner
 
@@ -46,7 +47,9 @@ def probe_set(cfg, pool: Pool, n_domains: int) -> Pool:
 @dataclass(frozen=True, eq=False)
 class PseudoLabels(Stage):
     name = "pseudo-labels"
-    version = 3  # 2: calibration, matched naming, naming margins; 3: the k-means optimum chosen among candidates
+    # 2: calibration, matched naming, naming margins; 3: the k-means optimum chosen among candidates;
+    # 4: naming by the model's reading of the clusters (`naming`, `reader`)
+    version = 4
 
     centroids: Centroids
     probe: Pool
@@ -55,13 +58,24 @@ class PseudoLabels(Stage):
     seed: int
     calibration: str  # none | shift | standardize
     candidates: int = 0  # k-means++ runs whose optima `kmeans` may choose instead (daar.method.naming.choose_optimum)
+    naming: str = "centroids"  # both | centroids | model (daar.method.naming.naming_evidence)
+    reader: LabelReader | None = None  # the model that reads the clusters (naming both / model)
+    texts_read: int = 8  # probe records read per cluster, the nearest to its centre
 
     def compute(self, runner: StageRunner) -> Artifact:
         art = runner.run(self.centroids).arrays
         names = [d.name for d in self.centroids.synthesis.domains]
+        read = None
+        if self.reader is not None:
+            reader, texts = self.reader, self.features.texts_for(self.probe.records)
+
+            def read(clusters, centres, x):
+                members = typical_members(x, clusters, centres, self.texts_read)
+                return cluster_label_scores(reader, [[texts[i] for i in idx] for idx in members], names)
+
         labels, cents, naming = pseudo_label(self.features(self.probe.records), art["centroids"],
                                              art.get("sample_std"), names, self.calibration, self.assignment,
-                                             self.seed, self.candidates)
+                                             self.seed, self.candidates, naming_how=self.naming, read=read)
         return Artifact({"labels": labels, "centroids": cents},
                         {"counts": np.bincount(labels, minlength=len(names)).tolist(),
                          "probe_ids": self.probe.ids, "naming": naming})

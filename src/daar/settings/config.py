@@ -49,7 +49,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "reference": {"pooling": "mean-padded", "template": "reference-score", "centroid_source": "augmented",
                   "dedup_center": False, "centroid_layer": "embedding", "calibration": "none",
-                  "assignment": "kmeans-init-order", "kmeans_candidates": 0, "synthesis_mode": "json", "samples_per_domain": 10, "probe_epochs": 1,
+                  "assignment": "kmeans-init-order", "kmeans_candidates": 0, "naming": "centroids",
+                  "synthesis_mode": "json", "samples_per_domain": 10, "probe_epochs": 1,
                   "head_ensemble": 1},
 }
 if tuple(PRESETS) != PRESET_NAMES:

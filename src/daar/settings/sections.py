@@ -177,6 +177,15 @@ class ProbeSettings(Section):
                                help="correct the offset of the synthesized centroids before assignment: shift "
                                "their mean onto the probe features' mean; standardize: also match the "
                                "per-dimension scale; none: the paper")
+    # Measured offline on 9 finished runs, W-4k and a 40/30/20/10 mix (README, "Naming by the model"):
+    # all four names right in 3 of 9 by the centroids, 5 of 9 by the model's reading, 9 of 9 with both.
+    naming: str = setting("both", choices=("both", "centroids", "model"),
+                          help="with --assignment kmeans, how the clusters get their domain names: centroids: "
+                          "the optimal matching of cluster centres to the synthesized centroids; model: the "
+                          "model reads the probe texts nearest each cluster centre and scores each domain's "
+                          "name; both: the two added (each z-scored)")
+    naming_texts: int = setting(8, minimum=1, metavar="N",
+                                help="with --naming model / both: probe texts the model reads per cluster")
     centroid_source: str = setting("all", choices=("all", "augmented"),
                                    help="centroids of all synthesized samples, or of the phase-2 samples only "
                                    "(the reference scripts)")
