@@ -13,11 +13,15 @@ text t and a domain d the score is the mean log-probability of the name's tokens
 centred over all the texts read (a name the model likes after any text gains nothing), and the
 cluster's row is the mean over its texts: `[clusters, domains]`, higher = more likely that name.
 
-Measured offline on 9 finished runs (W-4k and a 40/30/20/10 mix, 3 seeds each, two synthesis batch
-sizes; README "Naming by the model"): the centroid naming was right for all four domains in 3 of 9
-runs (common sense / reasoning swapped in the others), this reading alone in 5 of 9 (mathematics /
-coding swapped on the mix), and the two views added (each z-scored) in 9 of 9: their errors fall on
-different pairs. So the default naming adds both (`--naming both`).
+Measured (README "Naming by the model"): offline on 9 finished runs (W-4k and a 40/30/20/10 mix,
+3 seeds each, two synthesis batch sizes) the centroid naming named all four domains right in 3 of 9,
+a reading of the pool records psi_dom was surest of in 5 of 9 (mathematics / coding swapped on the
+mix), the two added in 9 of 9: their errors fall on different pairs. As built here (the probe texts
+nearest each centre, read before the heads exist), on those runs and on W-4k at batch 16 (12 runs),
+the sum named all four right in 9 of 12 against the centroids' 4 of 12; two of its three wrong
+namings had margins (0.02, 0.08) below the default --min-naming-margin 0.1, so balanced / customized
+refuse them, the third 0.72 (the centroids' wrong names on the
+batch-32 and mix runs: 0.14-0.54, none refused). So the default naming adds both (`--naming both`).
 
 CPU cost: one forward of the full model per text read (<= 256 text tokens) plus one short forward
 per domain name on the cached prefix; for 4 domains x 8 texts, seconds on 2 cores.

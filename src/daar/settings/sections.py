@@ -177,8 +177,9 @@ class ProbeSettings(Section):
                                help="correct the offset of the synthesized centroids before assignment: shift "
                                "their mean onto the probe features' mean; standardize: also match the "
                                "per-dimension scale; none: the paper")
-    # Measured offline on 9 finished runs, W-4k and a 40/30/20/10 mix (README, "Naming by the model"):
-    # all four names right in 3 of 9 by the centroids, 5 of 9 by the model's reading, 9 of 9 with both.
+    # Measured on W-4k and a 40/30/20/10 mix, 3 seeds, two synthesis batch sizes (README, "Naming by the
+    # model"): all four names right in 4 of 12 runs by the centroids, 9 of 12 with both; two of both's
+    # three wrong namings had margins under --min-naming-margin (the centroids' wrong ones: 0.14-0.54).
     naming: str = setting("both", choices=("both", "centroids", "model"),
                           help="with --assignment kmeans, how the clusters get their domain names: centroids: "
                           "the optimal matching of cluster centres to the synthesized centroids; model: the "
