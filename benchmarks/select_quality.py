@@ -108,16 +108,13 @@ def one_run(cfg, run: Path, truth_pool: np.ndarray, truth_probe: np.ndarray) -> 
 
 def labels_only_run(cfg, truth_probe: np.ndarray) -> dict:
     """The stages up to the probe pseudo-labels only (cached synthesis is reused): naming and agreement."""
-    from daar.data.pool import Pool
     from daar.method.pipeline import build_pipeline
     from daar.method.pseudolabels import probe_set
     from daar.method.stage import StageRunner, StageStore
+    from daar.runs.select import load_pool
 
     t0 = time.perf_counter()
-    i = cfg.input
-    pool = Pool.load(cfg.input.data, schema=i.schema, fmt=i.format, on_bad_record=i.on_bad_record,
-                     template=i.template)
-    probe = probe_set(cfg, pool, len(SOURCES))
+    probe = probe_set(cfg, load_pool(cfg), len(SOURCES))
     stages = build_pipeline(cfg, probe)
     art = StageRunner(StageStore()).run(stages.labels)
     names = [d.name for d in stages.synthesis.domains]

@@ -1,6 +1,6 @@
 """Naming by the model's reading of the clusters (issue 10): the combined evidence on fixed matrices
 with golden names, the reader's scores against a plain full-sequence forward on the tiny model,
-and the wiring (fingerprint, metadata) through the pseudo-labels stage."""
+and when pseudo_label asks for a reading and what it records."""
 
 from __future__ import annotations
 
@@ -94,12 +94,11 @@ def test_reader_matches_a_plain_forward_and_is_deterministic(tiny_llama):
             assert got[i, j] == pytest.approx(want, abs=1e-4)
 
 
-def test_pseudo_label_asks_the_reader_only_when_it_names(tiny_llama):
+def test_pseudo_label_asks_the_reader_only_when_it_names():
     rng = np.random.default_rng(0)
     means = np.array([[0.0, 8.0], [-7.0, -4.0], [7.0, -4.0]])
     x = np.concatenate([m + rng.normal(0, 1, (20, 2)) for m in means])
     calls = []
-
     truth = np.repeat(np.arange(3), 20)
 
     def read(clusters, centres, xa):  # a reading that knows each cluster's true domain

@@ -76,6 +76,7 @@ class LabelReader:
         tok, model = lm.tokenizer, lm.model
         cue = tok(CUE, add_special_tokens=False)["input_ids"]
         answers = [tok(label_text(n), add_special_tokens=False)["input_ids"] for n in names]
+        cache_arg = self._cache_arg(model)
         out = np.zeros((len(texts), len(names)))
         with torch.no_grad():
             for i, text in enumerate(texts):
@@ -87,7 +88,7 @@ class LabelReader:
                     lp = [float(first[ans[0]])]
                     if len(ans) > 1:  # the rest of the name on a copy of the prefix's cache
                         rest = model(torch.tensor([ans[:-1]], device=lm.device), use_cache=True,
-                                     **{self._cache_arg(model): copy.deepcopy(cache)})
+                                     **{cache_arg: copy.deepcopy(cache)})
                         step = torch.log_softmax(rest.logits[0].float(), -1)
                         lp += [float(step[k, t]) for k, t in enumerate(ans[1:])]
                     out[i, j] = float(np.mean(lp))

@@ -65,6 +65,14 @@ def default_extractors(cfg) -> ExtractorFactory:
     return get
 
 
+def local_generator_model(cfg) -> str | None:
+    """The local model that stands for the generator: --generator-model (else --model); with a server
+    generator (--generator-url), whose weights are not here, --model. It embeds the synthesis dedup and
+    reads the clusters for their names."""
+    s = cfg.synthesis
+    return cfg.lm.model if s.generator_url else (s.generator_model or cfg.lm.model)
+
+
 def build_pipeline(cfg, probe: Pool, extractor: ExtractorFactory | None = None,
                    generator: LazyGenerator | None = None) -> Pipeline:
     """The stages of `cfg` on `probe`; nothing runs until a StageRunner runs them."""
@@ -75,8 +83,7 @@ def build_pipeline(cfg, probe: Pool, extractor: ExtractorFactory | None = None,
     if generator is not None:
         from daar.models.loading import num_layers
 
-        s = cfg.synthesis
-        dedup_model = cfg.lm.model if s.generator_url else (s.generator_model or cfg.lm.model)
+        dedup_model = local_generator_model(cfg)
         dedup = extractor(num_layers(dedup_model), model=dedup_model)
     synthesis = Synthesis(domains=tuple(domains), settings=cfg.synthesis, seed=cfg.run.seed, generator=generator,
                           dedup=dedup)
@@ -87,10 +94,7 @@ def build_pipeline(cfg, probe: Pool, extractor: ExtractorFactory | None = None,
     if pr.naming != "centroids" and pr.assignment == "kmeans":
         from daar.method.label_reader import LabelReader
 
-        # the generator reads when it is a local model; a server's generator cannot, so --model does
-        s = cfg.synthesis
-        reader = LabelReader(cfg.lm.model if s.generator_url else (s.generator_model or cfg.lm.model),
-                             device=cfg.lm.device)
+        reader = LabelReader(local_generator_model(cfg), device=cfg.lm.device)
     labels = PseudoLabels(centroids=centroids, probe=probe, features=centroid_space,
                           assignment=pr.assignment, seed=cfg.run.seed, calibration=pr.calibration,
                           candidates=pr.kmeans_candidates, naming=pr.naming, reader=reader,
