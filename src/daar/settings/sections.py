@@ -321,7 +321,8 @@ def budget_spec(budget: str | int | float) -> int | float:
     if not math.isfinite(value):
         raise bad("budget", f"'{text}' is not a finite number; give a count (8000) or a fraction (0.2 or 20%)")
     if text.endswith("%"):
-        if not 0 < value <= 100:
+        # the fraction, not the percentage, must be > 0: '1e-322%' is > 0 but its /100 underflows to 0.0
+        if not (0 < value <= 100 and value / 100 > 0):
             raise bad("budget", f"{text}: a percentage must be in (0%, 100%]")
         return value / 100
     if value >= 1 and value.is_integer() and not (value == 1 and "." in text):
