@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
                    "(each in its own thread with one OpenMP thread) for the stacked runs")
     p.add_argument("--elementwise-threads", default="1,0", help="comma-separated OpenMP thread counts for a single "
                    "head's element-wise work (weight gradients, Adam), each timed; 0: daar's choice (every CPU)")
+    p.add_argument("--kernel", default="on,off", help="comma-separated: 'on' steps whole layers with the fused "
+                   "outer-product Adam kernel (daar/perf/rank1_adam.c, daar's default), 'off' with torch's fused "
+                   "Adam; each is timed with every --elementwise-threads count")
     args = p.parse_args(argv)
     if args.ensemble > 1:
         return ensemble_main(args)
@@ -101,10 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     n_train = args.n - int(round(args.n * s.val_fraction))
     from daar.method import mlp
 
+    from daar.perf import native
+
+    kernel = native.rank1_adam()
+    print(f"fused outer-product Adam kernel: {'built and bit-identical to torch here' if kernel else 'unavailable'}")
     chosen, heads = mlp._elementwise_threads, {}
-    for threads in (int(v) for v in args.elementwise_threads.split(",")):
+    runs = [(k, int(v)) for k in args.kernel.split(",") for v in args.elementwise_threads.split(",")]
+    for use_kernel, threads in runs:
+        native.ENABLED = use_kernel == "on"
         mlp._elementwise_threads = chosen if threads == 0 else (lambda workers, n=threads: n)
-        how = f"element-wise on {mlp._elementwise_threads(1)} thread(s){' (daar)' if threads == 0 else ''}, {_load()}"
+        how = (f"{'fused kernel' if native.ENABLED and kernel else 'torch Adam'}, element-wise on "
+               f"{mlp._elementwise_threads(1)} thread(s){' (daar)' if threads == 0 else ''}, {_load()}")
         t0, c0 = time.perf_counter(), time.process_time()
         dom = train_classifier(x, labels, args.k, s)
         t_dom, c_dom = time.perf_counter() - t0, time.process_time() - c0
@@ -116,13 +126,14 @@ def main(argv: list[str] | None = None) -> int:
             f = step_flops(args.d, out) * n_train
             print(fraction_line(f"[probe {args.n}] {name}, {n_train} batch-1 steps ({1000 * sec / n_train:.2f} ms/step; "
                                 f"{how})", sec, f, peak, records=n_train, cpu_seconds=cpu), flush=True)
-        heads[threads] = (dom.members[0], div.members[0])
-    mlp._elementwise_threads = chosen
+        heads[(use_kernel, threads)] = (dom.members[0], div.members[0])
+    mlp._elementwise_threads, native.ENABLED = chosen, True
     first = next(iter(heads.values()))
-    for threads, pair in heads.items():
+    for (use_kernel, threads), pair in heads.items():
         diff = max(float((a.state[k] - b.state[k]).abs().max()) for a, b in zip(first, pair, strict=True)
                    for k in a.state)
-        print(f"element-wise threads {threads or 'daar'}: max |weight difference| from the first {diff:.1e}")
+        print(f"kernel {use_kernel}, element-wise threads {threads or 'daar'}: max |weight difference| from the "
+              f"first run {diff:.1e}")
     if args.check_steps:
         sub = HeadTraining(lr=1e-5, batch_size=1, epochs=1, val_fraction=0.03, seed=args.seed, ensemble=1)
         xs, ys = x[: args.check_steps], labels[: args.check_steps]

@@ -288,11 +288,21 @@ def _train_stacked(z: np.ndarray, y: np.ndarray, loss_name: str, s: HeadTraining
     `elementwise_threads` (exact either way)."""
     import torch
 
-    from daar.method.stacked import StackedMLP
+    from daar.method.stacked import StackedAdam, StackedMLP
 
     z_t, target = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(y)
     net = StackedMLP(nets, product_threads=PRODUCT_THREADS, elementwise_threads=elementwise_threads)
-    opt = make_adam(net.parameters(), s.lr)
+    opt = StackedAdam(net, s.lr, batch_size=s.batch_size, threads=elementwise_threads)
+    try:
+        return _steps(net, opt, z_t, target, loss_name, s, train_idx, seeds, bar)
+    finally:
+        opt.close()
+
+
+def _steps(net, opt, z_t, target, loss_name: str, s: HeadTraining, train_idx: np.ndarray, seeds: list[int],
+           bar) -> tuple[list[dict], list[list[float]]]:
+    import torch
+
     gens = [torch.Generator().manual_seed(seed) for seed in seeds]
     train = torch.from_numpy(train_idx)
     histories: list[list[float]] = [[] for _ in seeds]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 ALIGN_BYTES = 64  # torch's CPU allocator starts every tensor on a 64-byte boundary
@@ -82,21 +83,28 @@ class StackedMLP:
         # each member's operands as nn.Linear passes them to addmm (views: Adam's in-place updates show)
         self._w_t = [[w[m].t() for m in range(len(nets))] for w in self.weights]
         self._b = [list(b) for b in self.biases]
+        # layers whose batch-1 weight gradient the optimiser forms itself from (delta, input): gradients()
+        # leaves their weight_grads alone and keeps the two operands of the last step here
+        self.rank_one: set[int] = set()
+        self.rank_one_operands: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
     def members(self) -> int:
         return self.weights[0].shape[0]
 
-    def parameters(self) -> list[torch.Tensor]:
+    def parameters(self, skip_weights: frozenset[int] = frozenset()) -> list[torch.Tensor]:
         """What the optimiser steps, each with its gradient: a layer's whole stack where a member slice is a
         whole number of 64-byte lines, else one view per member. Fused Adam runs a tensor's last
         numel % vector-width elements through scalar code that rounds unlike its vector code, so a member
         whose slice ends mid-vector must be its own tensor, as it is alone (seen on the 4 logits' biases);
-        fewer tensors make each step's optimiser overhead smaller.
+        fewer tensors make each step's optimiser overhead smaller. `skip_weights`: layers whose weights
+        another optimiser steps (StackedAdam's fused kernel).
         """
         params = []
         for stack, grads in ((self.weights, self.weight_grads), (self.biases, self.bias_grads)):
-            for w, g in zip(stack, grads, strict=True):
+            for i, (w, g) in enumerate(zip(stack, grads, strict=True)):
+                if stack is self.weights and i in skip_weights:
+                    continue
                 pairs = [(w, g)] if _whole(w[0].numel(), w.dtype) else list(zip(w, g, strict=True))
                 for p, grad in pairs:
                     p.grad = grad
@@ -158,9 +166,14 @@ class StackedMLP:
                         torch.mm(delta[m].t(), h[m], out=self.weight_grads[i][m])
                         torch.sum(delta[m], 0, out=self.bias_grads[i][m])
                 return losses
+        self.rank_one_operands = {}
         with self.elementwise():  # batch 1: outer products, every element one exact product, as autograd's
             for i, delta in zip(range(len(self.weights) - 1, -1, -1), deltas, strict=True):
-                torch.mul(delta.transpose(1, 2), outs[i - 1] if i else x, out=self.weight_grads[i])
+                h = outs[i - 1] if i else x
+                if i in self.rank_one:  # the optimiser forms this gradient itself (StackedAdam)
+                    self.rank_one_operands[i] = (delta, h)
+                else:
+                    torch.mul(delta.transpose(1, 2), h, out=self.weight_grads[i])
                 self.bias_grads[i].copy_(delta[:, 0])
         return losses
 
@@ -173,6 +186,69 @@ class StackedMLP:
                 state[f"{n}.weight"], state[f"{n}.bias"] = w[m].clone(), b[m].clone()
             out.append(state)
         return out
+
+
+
+class StackedAdam:
+    """Adam (torch's defaults) over a StackedMLP: what torch's fused Adam gives, bit for bit, faster.
+
+    At batch 1 a layer's weight gradient is the outer product of its output gradient and its input. For every
+    layer whose member slices are whole 16-float vectors, the native kernel (daar/perf/rank1_adam.c) forms
+    that product element by element inside its Adam loop instead of torch writing the gradient and fused Adam
+    reading it back: 6 passes over the layer's memory instead of 8, in one loop (benchmarks/heads.py). Its
+    arithmetic is fused Adam's (checked on this machine before use, daar.perf.native.same_as_torch), so the
+    weights are bit for bit the same. Biases, other layers, batches of more than one, and machines where the
+    kernel cannot be built go through torch's fused Adam as before. `threads` > 1 splits the kernel's rows
+    over that many threads (element-wise: exact at any count).
+    """
+
+    def __init__(self, net: StackedMLP, lr: float, *, batch_size: int, threads: int = 1):
+        from daar.method.mlp import make_adam
+        from daar.perf import native
+
+        self.net, self.lr, self.steps, self.threads = net, lr, 0, max(1, threads)
+        self.kernel = native.rank1_adam() if batch_size == 1 else None
+        fused = [i for i, w in enumerate(net.weights) if self.kernel and _whole(w[0].numel(), w.dtype)
+                 and w.dtype == torch.float32]
+        net.rank_one = set(fused)
+        self.fused = fused
+        rest = net.parameters(skip_weights=frozenset(fused))
+        self.torch_adam = make_adam(rest, lr) if rest else None
+        self._moments = [(torch.zeros_like(net.weights[i]), torch.zeros_like(net.weights[i])) for i in fused]
+        self._desc = np.zeros((len(fused), self.kernel.fields if self.kernel else 0), dtype=np.int64)
+        for row, i, (m, v) in zip(self._desc, fused, self._moments, strict=True):
+            w = net.weights[i]
+            row[:7] = [w.data_ptr(), m.data_ptr(), v.data_ptr(), w.shape[1], w.shape[2], w.shape[0], w.stride(0)]
+        self._pool = None
+        if self.fused and self.threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=self.threads - 1, thread_name_prefix="daar-adam")
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.fused:
+            for row, i in zip(self._desc, self.fused, strict=True):
+                delta, h = self.net.rank_one_operands[i]
+                row[7:] = [delta.data_ptr(), delta.stride(0), h.data_ptr(), h.stride(0)]
+            from daar.perf.native import adam_coefficients
+
+            coefficients = adam_coefficients(self.lr, self.steps)
+            if self._pool is None:
+                self.kernel.step(self._desc, coefficients)
+            else:
+                parts = [self._pool.submit(self.kernel.step, self._desc, coefficients, k, self.threads)
+                         for k in range(1, self.threads)]
+                self.kernel.step(self._desc, coefficients, 0, self.threads)
+                for f in parts:
+                    f.result()
+        if self.torch_adam is not None:
+            self.torch_adam.step()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 def _loss_gradient(out: torch.Tensor, target: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
