@@ -103,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     print(peak.line(), flush=True)
     n_train = args.n - int(round(args.n * s.val_fraction))
     from daar.method import mlp
-
     from daar.perf import native
 
     kernel = native.rank1_adam()
