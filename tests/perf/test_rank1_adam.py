@@ -122,7 +122,7 @@ def test_no_compiler_or_a_failed_build_falls_back_to_torch(monkeypatch, fresh_ke
     assert not list((tmp_path / "native").glob("*.tmp"))  # a failed build leaves no partial file
 
     net = StackedMLP([mlp._initial_net(16, 3, 0)], product_threads=1, elementwise_threads=1)
-    opt = StackedAdam(net, 1e-3, batch_size=1)
+    opt = StackedAdam(net, 1e-3, batch_size=1, make_adam=mlp.make_adam)
     assert opt.kernel is None and opt.fused == [] and net.rank_one == set()
 
 

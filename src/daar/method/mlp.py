@@ -292,7 +292,7 @@ def _train_stacked(z: np.ndarray, y: np.ndarray, loss_name: str, s: HeadTraining
 
     z_t, target = torch.from_numpy(np.ascontiguousarray(z)), torch.from_numpy(y)
     net = StackedMLP(nets, product_threads=PRODUCT_THREADS, elementwise_threads=elementwise_threads)
-    opt = StackedAdam(net, s.lr, batch_size=s.batch_size, threads=elementwise_threads)
+    opt = StackedAdam(net, s.lr, batch_size=s.batch_size, make_adam=make_adam, threads=elementwise_threads)
     try:
         return _steps(net, opt, z_t, target, loss_name, s, train_idx, seeds, bar)
     finally:

@@ -224,12 +224,12 @@ class StackedAdam:
     reading it back: 6 passes over the layer's memory instead of 8, in one loop (benchmarks/heads.py). Its
     arithmetic is fused Adam's (checked on this machine before use, daar.perf.native.same_as_torch), so the
     weights are bit for bit the same. Biases, other layers, batches of more than one, and machines where the
-    kernel cannot be built go through torch's fused Adam as before. `threads` > 1 splits the kernel's rows
-    over that many threads (element-wise: exact at any count).
+    kernel cannot be built go through torch's fused Adam as before, built by `make_adam(params, lr)` (the
+    heads' own, daar.method.mlp.make_adam). `threads` > 1 splits the kernel's rows over that many threads
+    (element-wise: exact at any count).
     """
 
-    def __init__(self, net: StackedMLP, lr: float, *, batch_size: int, threads: int = 1):
-        from daar.method.mlp import make_adam
+    def __init__(self, net: StackedMLP, lr: float, *, batch_size: int, make_adam, threads: int = 1):
         from daar.perf import native
 
         self.net, self.lr, self.steps, self.threads = net, lr, 0, max(1, threads)

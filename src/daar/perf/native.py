@@ -20,8 +20,8 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import threading
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,7 @@ def _cpu_identity() -> str:
 
 
 def _build(cc: str) -> Path:
+    from daar.io import atomic_write
     from daar.models.loading import cache_dir
 
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout.split("\n")[0]
@@ -82,16 +83,14 @@ def _build(cc: str) -> Path:
     out = cache_dir() / "native" / f"rank1_adam-{key}.so"
     if out.exists():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        run = subprocess.run([cc, *FLAGS, "-o", str(tmp), str(SOURCE), "-lm"], capture_output=True, text=True,
+    with tempfile.TemporaryDirectory(prefix="daar-native-") as tmp:
+        built = Path(tmp) / out.name
+        run = subprocess.run([cc, *FLAGS, "-o", str(built), str(SOURCE), "-lm"], capture_output=True, text=True,
                              timeout=120)
-        if run.returncode:
+        if run.returncode or not built.exists():
             raise RuntimeError(f"{cc} failed: {run.stderr.strip()[-500:]}")
-        os.replace(tmp, out)  # atomic: another process building the same key at once is harmless
-    finally:
-        tmp.unlink(missing_ok=True)
+        # the one atomic writer: another process building the same key at once is harmless
+        atomic_write(out, built.read_bytes())
     return out
 
 
@@ -100,12 +99,9 @@ def same_as_torch(kernel: Rank1Adam, steps: int = 12) -> bool:
     six orders of magnitude, from the first step on, so bias correction and the sqrt path are exercised)."""
     import torch
 
-    from daar.method.stacked import member_stack
-
     gen = torch.Generator().manual_seed(0)
     shape, lr = (16, 48), 1e-3
-    ref = member_stack(2, shape)
-    ref.copy_(torch.randn(2, *shape, generator=gen))
+    ref = torch.randn(2, *shape, generator=gen)  # member slices of 768 floats: whole 64-byte lines, aligned
     mine, grad = ref.clone(), torch.zeros_like(ref)
     ref.grad = grad
     opt = torch.optim.Adam([ref], lr=lr, betas=BETAS, eps=EPS, fused=True)

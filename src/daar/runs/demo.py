@@ -30,8 +30,8 @@ SOURCES = ("common_sense", "reasoning", "mathematics", "coding")
 # real samples each) and 256-token features.
 DEMO_SETTINGS: dict[str, Any] = {
     "budget": "20%", "seeds_per_domain": 2, "samples_per_domain": 4, "max_attempts": 16, "max_length": 256,
-    # two averaged heads instead of the default eight: each member costs ~20 s per head on 2 cores, and
-    # eight would push the demo past its 5-minute budget
+    # two averaged heads instead of the default sixteen: each member costs ~10-20 s per head on 2 cores, and
+    # sixteen would push the demo past its 5-minute budget
     "head_ensemble": 2,
 }
 
