@@ -162,7 +162,8 @@ class StackedMLP:
         """
         with self._threads(self.product_threads):
             outs = self.forward(x)
-            ws, x = self._workspaces[x.shape[1]], self._workspaces[x.shape[1]].x
+            ws = self._workspace(x.shape[1])
+            x = ws.x  # the aligned copy forward() ran on
             delta, losses = _loss_gradient(outs[-1], target, loss)
             deltas = [_aligned(delta)]  # deltas[j]: the gradient of layer (L-1-j)'s output
             for i in range(len(self.weights) - 1, 0, -1):
@@ -201,6 +202,7 @@ class StackedMLP:
             out.append(state)
         return out
 
+
 class _Workspace:
     """A stack's per-step buffers for one batch size (inputs, layer outputs, output gradients, ReLU masks),
     allocated once: allocating and slicing them anew took ~0.4 ms of a ~3 ms batch-1 step."""
@@ -233,6 +235,7 @@ class StackedAdam:
         from daar.perf import native
 
         self.net, self.lr, self.steps, self.threads = net, lr, 0, max(1, threads)
+        self._coefficients = native.adam_coefficients  # looked up once, not on every step
         self.kernel = native.rank1_adam() if batch_size == 1 else None
         fused = [i for i, w in enumerate(net.weights) if self.kernel and _whole(w[0].numel(), w.dtype)
                  and w.dtype == torch.float32]
@@ -257,9 +260,7 @@ class StackedAdam:
             for row, i in zip(self._desc, self.fused, strict=True):
                 delta, h = self.net.rank_one_operands[i]
                 row[7:] = [delta.data_ptr(), delta.stride(0), h.data_ptr(), h.stride(0)]
-            from daar.perf.native import adam_coefficients
-
-            coefficients = adam_coefficients(self.lr, self.steps)
+            coefficients = self._coefficients(self.lr, self.steps)
             if self._pool is None:
                 self.kernel.step(self._desc, coefficients)
             else:
