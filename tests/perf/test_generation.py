@@ -15,3 +15,64 @@ def test_cache_implementation_keeps_greedy_output(tiny_llama, cache):
     want = plain.generate(chats, max_new_tokens=12, temperature=0)
     assert other.generate(chats, max_new_tokens=12, temperature=0) == want
     assert all(len(o[0]) > 0 for o in want)
+
+
+def test_own_decoder_gives_generate_greedy_text(tiny_llama):
+    chats = [[{"role": "user", "content": f"Question {i}: what is {i} + {i}?"}] for i in range(5)]
+    hf = HFBackend(tiny_llama, dtype="float32", device="cpu", batch_size=3, decoder="hf")
+    loop = HFBackend(tiny_llama, dtype="float32", device="cpu", batch_size=3)
+    want = hf.generate(chats, max_new_tokens=10, temperature=0)
+    assert loop.generate(chats, max_new_tokens=10, temperature=0) == want
+
+
+def test_sampling_distribution_is_generates():
+    """Temperature, top-k 50 and top-p as transformers' warpers apply them, over the full vocabulary."""
+    import torch
+    from transformers.generation.logits_process import (
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    from daar.synth.backends import TOP_K, sampling_probs
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 300, generator=g) * torch.tensor([0.5, 1, 2, 4, 8, 16])[:, None]
+    for temperature, top_p in ((0.9, 0.95), (0.7, 0.5), (1.3, 0.99), (0.95, 1.0)):
+        scores = TemperatureLogitsWarper(temperature)(None, logits.clone())
+        scores = TopPLogitsWarper(top_p)(None, TopKLogitsWarper(TOP_K)(None, scores))
+        want = scores.softmax(-1)
+        probs, idx = sampling_probs(logits, temperature, top_p)
+        got = torch.zeros_like(logits).scatter(-1, idx, probs)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+        assert ((want > 0).sum(-1) <= TOP_K).all()
+
+
+def test_an_ended_row_leaves_the_batch_without_changing_the_others(tiny_llama):
+    """Rows that stop early are dropped from the batch and the KV cache; the rest continue as before."""
+    import torch
+
+    from daar.models.loading import load_model
+    from daar.synth.backends import decode
+
+    loaded = load_model(tiny_llama, dtype="float32", device="cpu", causal_lm=True)
+    tok = loaded.tokenizer
+    tok.padding_side = "left"
+    enc = tok(["short", "a somewhat longer prompt here", "mid length one"], return_tensors="pt", padding=True)
+    kw = dict(max_new_tokens=12, temperature=0, top_p=1.0, eos=set(), generator=None)
+    with torch.inference_mode():
+        full = decode(loaded.model, enc["input_ids"], enc["attention_mask"], **kw)
+        cut = decode(loaded.model, enc["input_ids"], enc["attention_mask"], stop=lambda r, t: r == 1, **kw)
+    assert len(full[1]) == 12 and cut[1] == full[1][:1]  # row 1 stopped after its first token (kept)
+    assert cut[0] == full[0] and cut[2] == full[2]
+
+
+def test_int8_generator_is_deterministic_and_named(tiny_llama):
+    chats = [[{"role": "user", "content": "Name a prime number."}], [{"role": "user", "content": "def add"}]]
+    a = HFBackend(tiny_llama, dtype="float32", device="cpu", batch_size=2, weights="int8")
+    b = HFBackend(tiny_llama, dtype="float32", device="cpu", batch_size=2, weights="auto")
+    assert a.identity.endswith("+int8") and b.identity == a.identity
+    first = a.generate(chats, max_new_tokens=8, temperature=0.9, seed=3)
+    assert first == a.generate(chats, max_new_tokens=8, temperature=0.9, seed=3) == b.generate(
+        chats, max_new_tokens=8, temperature=0.9, seed=3)
+    assert HFBackend(tiny_llama, dtype="float32", device="cpu", weights="model").identity == a.identity[: -len("+int8")]

@@ -103,6 +103,12 @@ class SynthesisSettings(Section):
                                           default_text="--model")
     generator_url: str | None = setting(help="OpenAI-compatible server (e.g. vLLM) that generates instead of "
                                         "a local model", metavar="URL")
+    # int8 on a CPU: the bundled model decoded 2-3x faster at the synthesis batch (README, "Generation"), and its
+    # weights are a 4-bit GGUF already; the choices mirror daar.synth.backends.GENERATOR_WEIGHTS
+    generator_weights: str = setting("auto", choices=("auto", "int8", "model"),
+                                     help="precision of the local generator's weights: int8 (dynamic int8 matrix "
+                                     "products, CPU only), model (the model's --dtype), auto: int8 on a CPU, the "
+                                     "model's dtype on a GPU. Features always use the model's own precision")
     # Default two-step, measured with the bundled model on 2 cores (README, "Synthesis a small model can
     # do"): 12 samples in each of the 4 domains in 311 s, while json mode capped every domain at 4-6
     # samples (mostly meta text) in 405 s.
