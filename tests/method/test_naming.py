@@ -19,6 +19,7 @@ from daar.method.naming import (
     CALIBRATIONS,
     calibrate,
     margins,
+    mixture_shift,
     name_clusters,
     pseudo_label,
     warn_close_domains,
@@ -67,6 +68,31 @@ def test_an_offset_breaks_uncalibrated_kmeans_and_the_shift_repairs_it(blobs):
         assert naming["calibration"] == calibration
     shifted, _, _ = _labels(x, cents, "shift", "nearest")
     assert np.array_equal(shifted, y)
+
+
+def test_an_unequal_mix_needs_the_mixture_shift():
+    """Two domains 9:1 in the probe set: the plain shift puts the centroids' plain mean on the probe
+    mean, which sits near the common domain, so the boundary cuts into it; the mixture shift finds
+    the shares (0.9 / 0.1) and puts both centroids on their domains."""
+    rng = np.random.default_rng(1)
+    mu = np.array([[0.0, 0.0], [3.0, 0.0]])
+    x = np.concatenate([mu[0] + rng.normal(0, 0.4, (180, 2)), mu[1] + rng.normal(0, 0.4, (20, 2))])
+    y = np.repeat([0, 1], [180, 20])
+    cents = mu + [5.0, -2.0]  # the synthesized text's offset
+    plain, _, _ = pseudo_label(x, cents, None, ["a", "b"], "shift", "nearest", seed=0)
+    mixed, calibrated, naming = pseudo_label(x, cents, None, ["a", "b"], "shift-mixture", "nearest", seed=0)
+    assert np.mean(plain == y) < 0.85  # a sixth or more of the common domain is given to the rare one
+    assert np.mean(mixed == y) >= 0.99 and naming["calibration"] == "shift-mixture"
+    shifted, w = mixture_shift(x, cents)
+    assert np.allclose(shifted, calibrated) and np.allclose(w, [0.9, 0.1], atol=0.01)
+    assert np.allclose(shifted, mu, atol=0.1)  # the offset is gone, to within the sample's noise
+    assert np.allclose(w @ shifted, x.mean(0))
+    # equal shares: the mixture shift is the plain shift
+    xe = np.concatenate([mu[0] + rng.normal(0, 0.4, (100, 2)), mu[1] + rng.normal(0, 0.4, (100, 2))])
+    assert np.allclose(mixture_shift(xe, cents)[0], calibrate(xe, cents, None, "shift")[1])
+    # kmeans from the mixture-shifted centroids names both domains right, with a clear margin
+    km, _, kn = pseudo_label(x, cents, None, ["a", "b"], "shift-mixture", "kmeans", seed=0, candidates=10)
+    assert np.mean(km == y) >= 0.99 and min(kn["margins"].values()) > 0.5
 
 
 def test_calibrate_values():

@@ -65,14 +65,3 @@ def test_an_ended_row_leaves_the_batch_without_changing_the_others(tiny_llama):
         cut = decode(loaded.model, enc["input_ids"], enc["attention_mask"], stop=lambda r, t: r == 1, **kw)
     assert len(full[1]) == 12 and cut[1] == full[1][:1]  # row 1 stopped after its first token (kept)
     assert cut[0] == full[0] and cut[2] == full[2]
-
-
-def test_int8_generator_is_deterministic_and_named(tiny_llama):
-    chats = [[{"role": "user", "content": "Name a prime number."}], [{"role": "user", "content": "def add"}]]
-    a = HFBackend(tiny_llama, dtype="float32", device="cpu", batch_size=2, weights="int8")
-    b = HFBackend(tiny_llama, dtype="float32", device="cpu", batch_size=2, weights="auto")
-    assert a.identity.endswith("+int8") and b.identity == a.identity
-    first = a.generate(chats, max_new_tokens=8, temperature=0.9, seed=3)
-    assert first == a.generate(chats, max_new_tokens=8, temperature=0.9, seed=3) == b.generate(
-        chats, max_new_tokens=8, temperature=0.9, seed=3)
-    assert HFBackend(tiny_llama, dtype="float32", device="cpu", weights="model").identity == a.identity[: -len("+int8")]

@@ -9,6 +9,14 @@ the probe features are z-scored with their own per-dimension mean and std, the c
 mean of the centroids and the std of all synthesized samples, and the assignment runs in that
 space. `none` is the paper's recipe.
 
+`shift` assumes the domains are equally common in the probe set: the probe mean is the mixture
+mean, sum_k w_k mu_k, and equals the centroids' plain mean only when every w_k = 1/K. On a
+40/30/20/10 mix that error moves every centroid towards the common domains by
+sum_k (w_k - 1/K) mu_k. `shift-mixture` estimates the weights with the centroids: shift so that
+sum_k w_k c_k is the probe mean, take w_k = the share of probe rows nearest c_k, repeat to a fixed
+point (a few rounds). The naming's cosines then measure both sets about the probe mean (the
+weighted centroid mean), not about the centroids' plain mean.
+
 Assignment (`kmeans`). Which local optimum k-means stops in depends on where the synthesized
 centroids happen to start it, so seeds with slightly different samples split the probe set
 differently; `choose_optimum` picks, among the probe features' own k-means optima no worse than
@@ -53,7 +61,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-CALIBRATIONS = ("none", "shift", "standardize")
+CALIBRATIONS = ("none", "shift", "shift-mixture", "standardize")
 NAMINGS = ("both", "centroids", "model")
 ASSIGNMENTS = ("kmeans", "nearest", "kmeans-init-order")
 CLOSE_SEPARATION = 0.5  # probe standard deviations along the line joining two centroids
@@ -64,6 +72,32 @@ def _safe_std(sd: np.ndarray) -> np.ndarray:
     return np.maximum(sd, 1e-2 * float(np.median(sd)) + 1e-12)
 
 
+def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the nearest centroid (Euclidean) of every row of x."""
+    d = (x * x).sum(1)[:, None] - 2 * x @ centroids.T + (centroids * centroids).sum(1)[None]
+    return d.argmin(1)
+
+
+def mixture_shift(x: np.ndarray, centroids: np.ndarray, rounds: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """(shifted centroids, mixture weights): sum_k w_k c_k = mean(x), w = the nearest-centroid shares."""
+    k = len(centroids)
+    w = np.full(k, 1.0 / k)
+    mean = x.mean(0)
+    for _ in range(rounds):
+        shifted = centroids - w @ centroids + mean
+        new = np.bincount(_nearest(x, shifted), minlength=k) / len(x)
+        if np.array_equal(new, w):
+            break
+        w = new
+    return centroids - w @ centroids + mean, w
+
+
+def centroid_origin(x: np.ndarray, centroids: np.ndarray, how: str) -> np.ndarray:
+    """The point of the calibrated centroids' space that stands for the probe set's bulk (the naming's
+    origin for the centroids): the probe mean once a shift has put the mixture there, else their mean."""
+    return x.mean(0) if how == "shift-mixture" else centroids.mean(0)
+
+
 def calibrate(x: np.ndarray, centroids: np.ndarray, sample_std: np.ndarray | None,
               how: str) -> tuple[np.ndarray, np.ndarray]:
     """(probe features, centroids) in the space where they are assigned; see the module docstring."""
@@ -72,6 +106,8 @@ def calibrate(x: np.ndarray, centroids: np.ndarray, sample_std: np.ndarray | Non
     centred = centroids - centroids.mean(0)
     if how == "shift":
         return x, centred + x.mean(0)
+    if how == "shift-mixture":
+        return x, mixture_shift(x, centroids)[0]
     if how == "standardize":
         if sample_std is None:
             raise ValueError("calibration 'standardize' needs the synthesized samples' std")
@@ -85,13 +121,16 @@ def _kmeans(x: np.ndarray, k: int, init, seed: int):
     return KMeans(n_clusters=k, init=init, n_init=1, random_state=seed).fit(x)
 
 
-def _fit_to_centroids(centres: np.ndarray, x: np.ndarray, centroids: np.ndarray) -> float:
-    """How well a partition's centres fit the centroids: the summed cosine of the optimal naming."""
-    sim = cosine_about(centres, centroids, x.mean(0), centroids.mean(0))
+def _fit_to_centroids(centres: np.ndarray, x: np.ndarray, centroids: np.ndarray,
+                      origin: np.ndarray | None = None) -> float:
+    """How well a partition's centres fit the centroids: the summed cosine of the optimal naming
+    (centroids about `origin`, default their mean: centroid_origin)."""
+    sim = cosine_about(centres, centroids, x.mean(0), centroids.mean(0) if origin is None else origin)
     return float(sim[np.arange(len(sim)), match(sim)].sum())
 
 
-def choose_optimum(x: np.ndarray, centroids: np.ndarray, start, candidates: int, seed: int) -> tuple[Any, dict]:
+def choose_optimum(x: np.ndarray, centroids: np.ndarray, start, candidates: int, seed: int,
+                   origin: np.ndarray | None = None) -> tuple[Any, dict]:
     """The k-means solution the centroids point to, among the probe features' own local optima.
 
     Started at the centroids, k-means stops at the local optimum nearest to where the synthesized
@@ -103,12 +142,12 @@ def choose_optimum(x: np.ndarray, centroids: np.ndarray, start, candidates: int,
     choose the same optimum. 0 candidates: the centroid-started solution, as the method does.
     """
     info = {"candidates": candidates, "start_inertia": float(start.inertia_)}
-    best, best_fit = start, _fit_to_centroids(start.cluster_centers_, x, centroids)
+    best, best_fit = start, _fit_to_centroids(start.cluster_centers_, x, centroids, origin)
     for i in range(candidates):
         km = _kmeans(x, len(centroids), "k-means++", seed * 7919 + i)  # a stream of its own per run seed
         if km.inertia_ > start.inertia_ * (1 + 1e-9):
             continue  # a worse clustering of the probe set than the method's own: never preferred
-        fit = _fit_to_centroids(km.cluster_centers_, x, centroids)
+        fit = _fit_to_centroids(km.cluster_centers_, x, centroids, origin)
         if fit > best_fit + 1e-9:
             best, best_fit = km, fit
     info.update(chosen_inertia=float(best.inertia_), chosen="start" if best is start else "candidate")
@@ -116,7 +155,7 @@ def choose_optimum(x: np.ndarray, centroids: np.ndarray, start, candidates: int,
 
 
 def assign(x: np.ndarray, centroids: np.ndarray, assignment: str, seed: int,
-           candidates: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+           candidates: int = 0, origin: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Cluster index of every probe row (in centroid order), the final cluster centres, and how the
     k-means solution was chosen (`choose_optimum`; only for `kmeans`)."""
     k = len(centroids)
@@ -130,7 +169,7 @@ def assign(x: np.ndarray, centroids: np.ndarray, assignment: str, seed: int,
     km = _kmeans(x, k, centroids, seed)
     if assignment == "kmeans-init-order":  # the paper: one run from the centroids, names by position
         return km.labels_, km.cluster_centers_, {}
-    km, info = choose_optimum(x, centroids, km, candidates, seed)
+    km, info = choose_optimum(x, centroids, km, candidates, seed, origin)
     return km.labels_, km.cluster_centers_, info
 
 
@@ -205,7 +244,8 @@ def naming_evidence(cosine: np.ndarray, reading: np.ndarray | None, how: str) ->
 
 
 def name_clusters(x: np.ndarray, centroids: np.ndarray, centres: np.ndarray, names: list[str],
-                  matched: bool, reading: np.ndarray | None = None, how: str = "centroids") -> dict[str, Any]:
+                  matched: bool, reading: np.ndarray | None = None, how: str = "centroids",
+                  origin: np.ndarray | None = None) -> dict[str, Any]:
     """The domain of each cluster and how sure that is: the pseudo-labels artifact's `naming` metadata.
 
     `x`, `centroids` (calibrated) and `centres` (final cluster centres, in centroid order) are in
@@ -214,7 +254,7 @@ def name_clusters(x: np.ndarray, centroids: np.ndarray, centres: np.ndarray, nam
     `model` and `both` (naming_evidence); the margins are in the units of the matrix matched on.
     """
     k = len(names)
-    cosine = cosine_about(centres, centroids, x.mean(0), centroids.mean(0))
+    cosine = cosine_about(centres, centroids, x.mean(0), centroids.mean(0) if origin is None else origin)
     sim, metric = naming_evidence(cosine, reading, how)
     domain_of = match(sim) if matched else np.arange(k)
     m = margins(sim, domain_of)
@@ -252,9 +292,10 @@ def pseudo_label(x: np.ndarray, centroids: np.ndarray, sample_std: np.ndarray | 
     ([cluster, domain]); it is asked only when the names are matched (`kmeans`) and `naming_how`
     uses it."""
     x, cents = calibrate(np.asarray(x, np.float64), np.asarray(centroids, np.float64), sample_std, calibration)
-    clusters, centres, chosen = assign(x, cents, assignment, seed, candidates)
+    origin = centroid_origin(x, cents, calibration)
+    clusters, centres, chosen = assign(x, cents, assignment, seed, candidates, origin)
     matched = assignment == "kmeans"
     reading = read(clusters, centres, x) if (matched and read is not None and naming_how != "centroids") else None
-    naming = name_clusters(x, cents, centres, names, matched=matched, reading=reading, how=naming_how)
+    naming = name_clusters(x, cents, centres, names, matched=matched, reading=reading, how=naming_how, origin=origin)
     naming.update(calibration=calibration, assignment=assignment, **({"optimum": chosen} if chosen else {}))
     return np.asarray(naming["domain_of_cluster"], dtype=np.int64)[clusters], cents, naming

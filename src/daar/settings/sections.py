@@ -103,12 +103,6 @@ class SynthesisSettings(Section):
                                           default_text="--model")
     generator_url: str | None = setting(help="OpenAI-compatible server (e.g. vLLM) that generates instead of "
                                         "a local model", metavar="URL")
-    # int8 on a CPU: the bundled model decoded 2-3x faster at the synthesis batch (README, "Generation"), and its
-    # weights are a 4-bit GGUF already; the choices mirror daar.synth.backends.GENERATOR_WEIGHTS
-    generator_weights: str = setting("auto", choices=("auto", "int8", "model"),
-                                     help="precision of the local generator's weights: int8 (dynamic int8 matrix "
-                                     "products, CPU only), model (the model's --dtype), auto: int8 on a CPU, the "
-                                     "model's dtype on a GPU. Features always use the model's own precision")
     # Default two-step, measured with the bundled model on 2 cores (README, "Synthesis a small model can
     # do"): 12 samples in each of the 4 domains in 311 s, while json mode capped every domain at 4-6
     # samples (mostly meta text) in 405 s.
@@ -179,10 +173,11 @@ class ProbeSettings(Section):
                                      help="with --assignment kmeans: k-means++ runs on the probe features whose "
                                      "optima (no worse than the centroid-started one) may be chosen instead, the "
                                      "one the centroids fit best; 0: the centroid-started solution only (the paper)")
-    calibration: str = setting("shift", choices=("none", "shift", "standardize"),
+    calibration: str = setting("shift", choices=("none", "shift", "shift-mixture", "standardize"),
                                help="correct the offset of the synthesized centroids before assignment: shift "
-                               "their mean onto the probe features' mean; standardize: also match the "
-                               "per-dimension scale; none: the paper")
+                               "their mean onto the probe features' mean; shift-mixture: shift their mean "
+                               "weighted by each domain's estimated share of the probe set there (unequal "
+                               "mixes); standardize: also match the per-dimension scale; none: the paper")
     # Measured on W-4k and a 40/30/20/10 mix, 3 seeds, two synthesis batch sizes (README, "Naming by the
     # model"): all four names right in 4 of 12 runs by the centroids, 9 of 12 with both; two of both's
     # three wrong namings had margins under --min-naming-margin (the centroids' wrong ones: 0.14-0.54).

@@ -11,7 +11,8 @@ for top-p, an exponential draw per vocabulary entry for the multinomial), ~43 ms
 although its top-k of 50 leaves 50 candidates; and rows that have ended keep being computed until
 the longest one ends. The loop draws from the same distribution (temperature, top-k 50, top-p, as
 `generate` applies them) over the 50 candidates only, and drops ended rows from the batch and the
-KV cache. On a CPU the generator also runs with int8 weights by default (`generator_weights`).
+KV cache. (int8 weights were measured and rejected: dynamic int8 matrix products raised the bundled
+model's loss on real pool text from 2.00 to 3.05 nats per token, README "Generation".)
 """
 
 from __future__ import annotations
@@ -87,45 +88,6 @@ def _json_stopper(tokenizer, prompt_len: int, prefix: str, rows: int):
 # transformers' default top-k for sampling (GenerationConfig defaults), which `generate` applied to the
 # bundled model (its generation config sets none): the loop keeps that distribution.
 TOP_K = 50
-GENERATOR_WEIGHTS = ("auto", "int8", "model")
-
-
-def resolve_weights(weights: str, device: str) -> str:
-    """auto: int8 on a CPU (2-3x faster decoding, measured), the model's own dtype on a GPU."""
-    if weights not in GENERATOR_WEIGHTS:
-        raise ConfigError(f"unknown generator weights {weights!r}; choose one of {', '.join(GENERATOR_WEIGHTS)}")
-    if weights == "auto":
-        return "int8" if device == "cpu" else "model"
-    if weights == "int8" and device != "cpu":
-        raise ConfigError(f"--generator-weights int8 runs on a CPU only (device {device}); use model or auto")
-    return weights
-
-
-def quantize_int8(model: Any) -> Any:
-    """The model with every nn.Linear as a dynamically quantised int8 layer (per-output-channel weights).
-
-    Why: decoding at synthesis batch sizes is bound by the weights' memory traffic and small matrix
-    products; on a 2-core AVX2 CPU fbgemm's int8 kernels ran the bundled model's LM head (16 x 576 x
-    49,152) 7x faster than float32 and its layer shapes ~3x. The bundled weights are a 4-bit GGUF,
-    so 8 bits per channel keeps them nearly exact. Only generation uses this: features are always
-    computed at the model's own precision. torch.ao's quantize_dynamic is deprecated in favour of
-    torchao, which has no CPU int8 kernel faster than this one that we could check here.
-    """
-    import warnings
-
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    engines = torch.backends.quantized.supported_engines
-    engine = "x86" if "x86" in engines else "fbgemm" if "fbgemm" in engines else "qnnpack" if "qnnpack" in engines else None
-    if engine is None:
-        raise ConfigError("this torch build has no int8 CPU engine; use --generator-weights model")
-    torch.backends.quantized.engine = engine
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the deprecation notice above, once per load
-        return quantize_dynamic(model.float(), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-
-
 def sampling_probs(logits: Any, temperature: float, top_p: float) -> tuple[Any, Any]:
     """(probabilities, token ids) of the candidates `generate` samples from, TOP_K per row:
     logits / temperature, the top-k, then the smallest top set of mass >= top_p, renormalised."""
@@ -195,8 +157,8 @@ def decode(model: Any, input_ids: Any, attention_mask: Any, *, max_new_tokens: i
 
 class HFBackend(GenerationBackend):
     def __init__(self, model: str | None, dtype: str = "auto", device: str | None = None, batch_size: int = 8,
-                 cache_implementation: str | None = None, weights: str = "model", decoder: str = "loop"):
-        from daar.models.loading import default_device, load_model
+                 cache_implementation: str | None = None, decoder: str = "loop"):
+        from daar.models.loading import load_model
 
         if decoder not in ("loop", "hf"):
             raise ValueError(f"unknown decoder {decoder!r}: loop or hf")
@@ -204,12 +166,8 @@ class HFBackend(GenerationBackend):
         # preallocated one (benchmarks/generation.py; without torch.compile not faster on the CPU)
         self.cache_implementation = cache_implementation
         self.decoder = "hf" if cache_implementation else decoder
-        self.weights = resolve_weights(weights, device or default_device())
-        self.loaded = load_model(model, dtype="float32" if self.weights == "int8" else dtype, device=device,
-                                 causal_lm=True)
-        if self.weights == "int8":
-            self.loaded.model = quantize_int8(self.loaded.model)
-        self.identity = self.loaded.identity + ("+int8" if self.weights == "int8" else "")
+        self.loaded = load_model(model, dtype=dtype, device=device, causal_lm=True)
+        self.identity = self.loaded.identity
         self.batch_size = batch_size
         tok = self.loaded.tokenizer
         tok.padding_side = "left"  # generation continues from the right edge
@@ -299,10 +257,9 @@ def backend_identity(cfg: Config) -> str:
     model = s.generator_model or cfg.lm.model
     if s.generator_url:
         return f"{model}@{s.generator_url}"  # = OpenAIBackend.identity
-    from daar.models.loading import default_device, model_identity
+    from daar.models.loading import model_identity
 
-    int8 = resolve_weights(s.generator_weights, cfg.lm.device or default_device()) == "int8"
-    return model_identity(model) + ("+int8" if int8 else "")  # = HFBackend.identity
+    return model_identity(model)  # = HFBackend.identity
 
 
 def make_backend(cfg: Config) -> GenerationBackend:
@@ -313,4 +270,4 @@ def make_backend(cfg: Config) -> GenerationBackend:
     model = s.generator_model or lm.model
     if s.generator_url:
         return OpenAIBackend(s.generator_url, model, api_key=os.environ.get("OPENAI_API_KEY"))
-    return HFBackend(model, dtype=lm.dtype, device=lm.device, batch_size=s.synth_batch, weights=s.generator_weights)
+    return HFBackend(model, dtype=lm.dtype, device=lm.device, batch_size=s.synth_batch)
