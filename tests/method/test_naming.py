@@ -95,6 +95,19 @@ def test_an_unequal_mix_needs_the_mixture_shift():
     assert np.mean(km == y) >= 0.99 and min(kn["margins"].values()) > 0.5
 
 
+def test_gmm_fits_unequal_shares_and_names_by_matching(blobs):
+    """Domains 120 / 40 / 10 points, centroids offset by (0, 40): the mixture finds all three with
+    their shares, the matching names them, and the weights are kept in the naming metadata."""
+    x, y = blobs
+    keep = np.concatenate([np.arange(40), np.arange(40, 80)[:40], np.arange(80, 120)[:10]])
+    rng = np.random.default_rng(2)
+    extra = MEANS[0] + rng.normal(0, 1, (80, 2))
+    x2, y2 = np.concatenate([x[keep], extra]), np.concatenate([y[keep], np.zeros(80, int)])
+    labels, _, naming = pseudo_label(x2, MEANS + [0.0, 40.0], None, NAMES, "shift-mixture", "gmm", seed=0)
+    assert np.array_equal(labels, y2) and naming["order"] == "matched"
+    assert np.allclose(sorted(naming["mixture"]["weights"]), sorted([120 / 170, 40 / 170, 10 / 170]), atol=0.01)
+
+
 def test_calibrate_values():
     x = np.array([[0.0, 0.0], [2.0, 4.0]])  # mean (1, 2), std (1, 2)
     c = np.array([[10.0, 10.0], [12.0, 14.0]])  # mean (11, 12)

@@ -63,7 +63,8 @@ log = logging.getLogger(__name__)
 
 CALIBRATIONS = ("none", "shift", "shift-mixture", "standardize")
 NAMINGS = ("both", "centroids", "model")
-ASSIGNMENTS = ("kmeans", "nearest", "kmeans-init-order")
+ASSIGNMENTS = ("kmeans", "gmm", "nearest", "kmeans-init-order")
+MATCHED = ("kmeans", "gmm")  # assignments whose clusters are named by the matching (and the model's reading)
 CLOSE_SEPARATION = 0.5  # probe standard deviations along the line joining two centroids
 
 
@@ -164,6 +165,8 @@ def assign(x: np.ndarray, centroids: np.ndarray, assignment: str, seed: int,
         origin = x.mean(0)  # an empty group gets the probe mean: no direction, so margin 0
         centres = np.stack([x[labels == j].mean(0) if (labels == j).any() else origin for j in range(k)])
         return labels, centres, {}
+    if assignment == "gmm":
+        return _gmm(x, centroids, seed)
     if assignment not in ("kmeans", "kmeans-init-order"):
         raise ValueError(f"unknown assignment {assignment!r}; choose one of {', '.join(ASSIGNMENTS)}")
     km = _kmeans(x, k, centroids, seed)
@@ -171,6 +174,20 @@ def assign(x: np.ndarray, centroids: np.ndarray, assignment: str, seed: int,
         return km.labels_, km.cluster_centers_, {}
     km, info = choose_optimum(x, centroids, km, candidates, seed, origin)
     return km.labels_, km.cluster_centers_, info
+
+
+def _gmm(x: np.ndarray, centroids: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A spherical Gaussian mixture started at the centroids with the nearest-centroid shares as
+    weights: unlike k-means it fits each domain's share and spread, so a common domain is not split
+    to even out the cluster sizes."""
+    from sklearn.mixture import GaussianMixture
+
+    k = len(centroids)
+    shares = np.bincount(_nearest(x, centroids), minlength=k) / len(x)
+    shares = (shares + 1e-3) / (shares + 1e-3).sum()  # an empty start keeps a little weight
+    gm = GaussianMixture(k, covariance_type="spherical", means_init=centroids, weights_init=shares,
+                         random_state=seed, max_iter=300, reg_covar=1e-6).fit(x)
+    return gm.predict(x), gm.means_, {"weights": gm.weights_.round(4).tolist(), "converged": bool(gm.converged_)}
 
 
 def cosine_about(a: np.ndarray, b: np.ndarray, origin_a: np.ndarray, origin_b: np.ndarray) -> np.ndarray:
@@ -294,8 +311,10 @@ def pseudo_label(x: np.ndarray, centroids: np.ndarray, sample_std: np.ndarray | 
     x, cents = calibrate(np.asarray(x, np.float64), np.asarray(centroids, np.float64), sample_std, calibration)
     origin = centroid_origin(x, cents, calibration)
     clusters, centres, chosen = assign(x, cents, assignment, seed, candidates, origin)
-    matched = assignment == "kmeans"
+    matched = assignment in MATCHED
     reading = read(clusters, centres, x) if (matched and read is not None and naming_how != "centroids") else None
     naming = name_clusters(x, cents, centres, names, matched=matched, reading=reading, how=naming_how, origin=origin)
-    naming.update(calibration=calibration, assignment=assignment, **({"optimum": chosen} if chosen else {}))
+    if chosen:
+        naming["mixture" if assignment == "gmm" else "optimum"] = chosen
+    naming.update(calibration=calibration, assignment=assignment)
     return np.asarray(naming["domain_of_cluster"], dtype=np.int64)[clusters], cents, naming

@@ -91,7 +91,9 @@ def build_pipeline(cfg, probe: Pool, extractor: ExtractorFactory | None = None,
     centroids = Centroids(synthesis=synthesis, features=centroid_space, source=cfg.probes.centroid_source)
     pr = cfg.probes
     reader = None
-    if pr.naming != "centroids" and pr.assignment == "kmeans":
+    from daar.method.naming import MATCHED
+
+    if pr.naming != "centroids" and pr.assignment in MATCHED:
         from daar.method.label_reader import LabelReader
 
         reader = LabelReader(local_generator_model(cfg), device=cfg.lm.device)

@@ -162,9 +162,10 @@ class ProbeSettings(Section):
                                          metavar="LAYER",
                                          default_text="--layer")
     # The choices mirror daar.method.naming (CALIBRATIONS, ASSIGNMENTS); tests check they agree.
-    assignment: str = setting("kmeans", choices=("kmeans", "nearest", "kmeans-init-order"),
+    assignment: str = setting("kmeans", choices=("kmeans", "gmm", "nearest", "kmeans-init-order"),
                               help="kmeans: k-means initialised at the centroids, each cluster named by an "
-                              "optimal matching to them; nearest: the nearest fixed centroid; kmeans-init-order: "
+                              "optimal matching to them; gmm: a spherical Gaussian mixture started there, named "
+                              "the same way (fits unequal domain shares); nearest: the nearest fixed centroid; kmeans-init-order: "
                               "k-means, cluster i named domain i (the paper)")
     # Measured on W-4k and a 40/30/20/10 mix with two synthesis seeds (README, "Stable partitions"):
     # the single centroid-started k-means lands in seed-dependent optima; choosing among candidates
