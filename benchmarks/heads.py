@@ -72,6 +72,30 @@ def step_flops(d: int, out: int) -> float:
     return 6.0 * sum(a * b for a, b in zip(dims, dims[1:], strict=False))
 
 
+def step_bytes(d: int, out: int, kernel: bool) -> float:
+    """Memory traffic of one batch-1 step (float32), weights and biases: the forward and the backward
+    each read every weight (8 B); the fused kernel reads and writes weight, Adam's m and v (24 B);
+    torch's path also writes the weight gradient and reads it back (8 B more)."""
+    dims = [d, 2 * d, d, max(1, d // 2), 256, out]
+    params = sum(a * b + b for a, b in zip(dims, dims[1:], strict=False))
+    return params * (8.0 + 24.0 + (0.0 if kernel else 8.0))
+
+
+def stream_bandwidth(mib: int = 512, repeats: int = 5) -> float:
+    """The machine's streaming memory bandwidth (GB/s, read + write) for a float32 a += b over arrays
+    far larger than any cache, the access pattern of an Adam pass; the best of `repeats`."""
+    import torch
+
+    a = torch.zeros(mib * 2**18)
+    b = torch.ones_like(a)
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a.add_(b)
+        best = max(best, 3 * a.numel() * 4 / (time.perf_counter() - t0) / 1e9)  # read a, read b, write a
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=5000, help="probe records (the paper: 5,000)")
@@ -107,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
     kernel = native.rank1_adam()
     print(f"fused outer-product Adam kernel: {'built and bit-identical to torch here' if kernel else 'unavailable'}")
+    bandwidth = stream_bandwidth()
+    print(f"memory: streaming a += b over 512 MiB: {bandwidth:.1f} GB/s (best of 5)", flush=True)
     chosen, heads = mlp._elementwise_threads, {}
     runs = [(k, int(v)) for k in args.kernel.split(",") for v in args.elementwise_threads.split(",")]
     for use_kernel, threads in runs:
@@ -125,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
             f = step_flops(args.d, out) * n_train
             print(fraction_line(f"[probe {args.n}] {name}, {n_train} batch-1 steps ({1000 * sec / n_train:.2f} ms/step; "
                                 f"{how})", sec, f, peak, records=n_train, cpu_seconds=cpu), flush=True)
+            moved = step_bytes(args.d, out, bool(native.ENABLED and kernel)) * n_train
+            print(f"    memory roofline: {moved / 1e9:.0f} GB moved, {moved / sec / 1e9:.1f} GB/s = "
+                  f"{moved / sec / 1e9 / bandwidth:.0%} of the streaming bandwidth; floor if nothing stays in cache "
+                  f"{moved / bandwidth / 1e9:.1f} s", flush=True)
         heads[(use_kernel, threads)] = (dom.members[0], div.members[0])
     mlp._elementwise_threads, native.ENABLED = chosen, True
     first = next(iter(heads.values()))

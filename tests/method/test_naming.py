@@ -152,7 +152,7 @@ def test_close_centroids_warn_naming_both_domains(caplog):
 def test_the_settings_choices_are_the_methods():
     assert Config.field_info("calibration").choices == CALIBRATIONS
     assert Config.field_info("assignment").choices == ASSIGNMENTS
-    assert Config().probes.calibration == "shift" and Config().probes.assignment == "kmeans"
+    assert Config().probes.calibration == "shift-mixture" and Config().probes.assignment == "gmm"
 
 
 def test_reference_preset_keeps_the_papers_pseudo_labels():
@@ -172,7 +172,7 @@ def test_calibration_reaches_the_pseudo_label_fingerprint(select_kwargs, pool_fi
 def test_model_carries_the_naming_and_saves_it(select_kwargs, pool_file, tmp_path):
     cfg = Config.from_mapping({k: v for k, v in select_kwargs.items() if k not in ("budget", "probe_size")})
     model = DaaRModel.fit(cfg.validate(), Pool.load(pool_file).sample(24, seed=42))
-    assert set(model.naming["margins"]) == set(model.domain_names) and model.naming["calibration"] == "shift"
+    assert set(model.naming["margins"]) == set(model.domain_names) and model.naming["calibration"] == "shift-mixture"
     assert model.unsure_domains(1e9) == model.naming["margins"] and model.naming_confident(-1e9)
     assert DaaRModel.load(model.save(tmp_path / "m.npz")).naming == model.naming
 
