@@ -81,21 +81,6 @@ def step_bytes(d: int, out: int, kernel: bool) -> float:
     return params * (8.0 + 24.0 + (0.0 if kernel else 8.0))
 
 
-def stream_bandwidth(mib: int = 512, repeats: int = 5) -> float:
-    """The machine's streaming memory bandwidth (GB/s, read + write) for a float32 a += b over arrays
-    far larger than any cache, the access pattern of an Adam pass; the best of `repeats`."""
-    import torch
-
-    a = torch.zeros(mib * 2**18)
-    b = torch.ones_like(a)
-    best = 0.0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a.add_(b)
-        best = max(best, 3 * a.numel() * 4 / (time.perf_counter() - t0) / 1e9)  # read a, read b, write a
-    return best
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=5000, help="probe records (the paper: 5,000)")
@@ -118,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from daar.method.mlp import HeadTraining, entropy, train_classifier, train_regressor
-    from daar.perf.roofline import fraction_line, machine_info, measure_peak
+    from daar.perf.roofline import cpu_stream_bandwidth, fraction_line, machine_info, measure_peak
 
     print(machine_info().line(), flush=True)
     x, labels = problem(args.n, args.d, args.k)
@@ -131,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     kernel = native.rank1_adam()
     print(f"fused outer-product Adam kernel: {'built and bit-identical to torch here' if kernel else 'unavailable'}")
-    bandwidth = stream_bandwidth()
+    bandwidth = cpu_stream_bandwidth()
     print(f"memory: streaming a += b over 512 MiB: {bandwidth:.1f} GB/s (best of 5)", flush=True)
     chosen, heads = mlp._elementwise_threads, {}
     runs = [(k, int(v)) for k in args.kernel.split(",") for v in args.elementwise_threads.split(",")]

@@ -14,6 +14,7 @@ from daar.features.extract import FeatureExtractor
 from daar.method.centroids import Centroids
 from daar.method.heads import DiversityHead, DomainHead
 from daar.method.mlp import HeadTraining
+from daar.method.naming import MATCHED
 from daar.method.pseudolabels import PseudoLabels
 from daar.method.scores import Scores
 from daar.method.synthesis import LazyGenerator, Synthesis
@@ -91,8 +92,6 @@ def build_pipeline(cfg, probe: Pool, extractor: ExtractorFactory | None = None,
     centroids = Centroids(synthesis=synthesis, features=centroid_space, source=cfg.probes.centroid_source)
     pr = cfg.probes
     reader = None
-    from daar.method.naming import MATCHED
-
     if pr.naming != "centroids" and pr.assignment in MATCHED:
         from daar.method.label_reader import LabelReader
 

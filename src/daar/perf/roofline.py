@@ -155,6 +155,22 @@ def _bandwidth(device: str, mib: int = 1024) -> float | None:
     return 2 * a.numel() * iters / (time.perf_counter() - t0) / 1e9
 
 
+def cpu_stream_bandwidth(mib: int = 512, repeats: int = 5) -> float:
+    """The machine's streaming memory bandwidth (GB/s, read + write) for a float32 a += b over arrays
+    far larger than any cache, the access pattern of an Adam pass; the best of `repeats`. Unlike a
+    copy (`_bandwidth`, GPUs), it is the figure to set a CPU optimiser's streaming passes against."""
+    import torch
+
+    a = torch.zeros(mib * 2**18)
+    b = torch.ones_like(a)
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a.add_(b)
+        best = max(best, 3 * a.numel() * 4 / (time.perf_counter() - t0) / 1e9)  # read a, read b, write a
+    return best
+
+
 def model_shapes(config, tokens: int = 2048) -> list[tuple[int, int, int]]:
     """The (m, k, n) products a decoder layer runs on `tokens` rows: MLP up/gate, MLP down, attention out."""
     h = int(config.hidden_size)

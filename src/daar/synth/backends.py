@@ -88,6 +88,8 @@ def _json_stopper(tokenizer, prompt_len: int, prefix: str, rows: int):
 # transformers' default top-k for sampling (GenerationConfig defaults), which `generate` applied to the
 # bundled model (its generation config sets none): the loop keeps that distribution.
 TOP_K = 50
+
+
 def sampling_probs(logits: Any, temperature: float, top_p: float) -> tuple[Any, Any]:
     """(probabilities, token ids) of the candidates `generate` samples from, TOP_K per row:
     logits / temperature, the top-k, then the smallest top set of mass >= top_p, renormalised."""
