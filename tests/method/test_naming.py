@@ -108,6 +108,17 @@ def test_gmm_fits_unequal_shares_and_names_by_matching(blobs):
     assert np.allclose(sorted(naming["mixture"]["weights"]), sorted([120 / 170, 40 / 170, 10 / 170]), atol=0.01)
 
 
+def test_gmm_start_draws_nothing_from_the_seed():
+    """Two overlapping groups whose mixture has more than one optimum: the start (means, weights and
+    spreads) comes from the centroids alone, so every seed gives the same labels and weights."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(0, 1, (150, 6)), rng.normal(0.8, 1.3, (120, 6)), rng.normal(-0.6, 0.7, (90, 6))])
+    cents = np.stack([x[:150].mean(0), x[150:270].mean(0), x[270:].mean(0)]) + rng.normal(0, 0.3, (3, 6))
+    runs = [pseudo_label(x, cents, None, NAMES, "shift-mixture", "gmm", seed=s) for s in (0, 1, 7, 123)]
+    assert all(np.array_equal(runs[0][0], r[0]) for r in runs[1:])
+    assert all(runs[0][2]["mixture"] == r[2]["mixture"] for r in runs[1:])
+
+
 def test_calibrate_values():
     x = np.array([[0.0, 0.0], [2.0, 4.0]])  # mean (1, 2), std (1, 2)
     c = np.array([[10.0, 10.0], [12.0, 14.0]])  # mean (11, 12)

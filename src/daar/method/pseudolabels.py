@@ -48,8 +48,9 @@ def probe_set(cfg, pool: Pool, n_domains: int) -> Pool:
 class PseudoLabels(Stage):
     name = "pseudo-labels"
     # 2: calibration, matched naming, naming margins; 3: the k-means optimum chosen among candidates;
-    # 4: naming by the model's reading of the clusters (`naming`, `reader`)
-    version = 4
+    # 4: naming by the model's reading of the clusters (`naming`, `reader`); 5: gmm's start spreads from the
+    # centroids (no seeded draw)
+    version = 5
 
     centroids: Centroids
     probe: Pool
