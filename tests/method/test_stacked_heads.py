@@ -225,3 +225,26 @@ def test_stacked_mlp_rejects_what_it_cannot_train():
     stacked = StackedMLP([mlp.build_mlp(4, 1)])
     with pytest.raises(ValueError, match="unknown loss"):
         stacked.gradients(torch.zeros(1, 1, 4), torch.zeros(1, 1), "hinge")
+
+
+def test_the_regressor_trains_on_its_standardised_target_and_answers_in_its_units():
+    """psi_div's members are the members trained on (target - mean) / std of the training split, their outputs
+    mapped back; so a target in other units (a * t + b) gives the same ranking and a * output + b."""
+    x, _ = _data(seed=3)
+    t = (np.tanh(x[:, 0] - x[:, 1]) * 0.3 + 0.7).astype(np.float32)
+    s = _training(ensemble=2)
+    head = mlp.train_regressor(x, t, s)
+    train_idx, _ = mlp._split(len(x), s)
+    mean, std = float(t[train_idx].mean()), float(t[train_idx].std())
+    plain = mlp._fit_stacked(x, ((t - mean) / std).astype(np.float32), 1, "mse", s, "t", [0, 1])
+    for member, ref in zip(head.members, plain, strict=True):
+        assert _same(member, ref) and (member.target_mean, member.target_std) == (mean, std)
+        np.testing.assert_allclose(member.forward(x), ref.forward(x) * np.float32(std) + np.float32(mean), rtol=1e-6)
+    scaled = mlp.train_regressor(x, (10 * t - 3).astype(np.float32), s)
+    np.testing.assert_allclose(scaled.forward(x), 10 * head.forward(x) - 3, rtol=1e-4, atol=1e-4)
+    # the target's mean and std travel with the saved head
+    back = mlp.head_from_arrays(mlp.head_to_arrays(head, "div"), "div")
+    np.testing.assert_array_equal(back.forward(x), head.forward(x))
+    # trained on the raw target the members would be other heads (the standardisation is not a no-op)
+    raw = mlp._fit_stacked(x, t, 1, "mse", s, "t", [0])[0]
+    assert _max_diff(raw, head.members[0]) > 1e-3

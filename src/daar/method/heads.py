@@ -48,6 +48,7 @@ class DiversityHead(Stage):
     """psi_div: an MLP regressor of psi_dom's predicted entropy on the probe set."""
 
     name = "psi_div"
+    version = 2  # the target standardised for training (mlp.train_regressor)
 
     domain: DomainHead
     probe: Pool
