@@ -49,8 +49,8 @@ class PseudoLabels(Stage):
     name = "pseudo-labels"
     # 2: calibration, matched naming, naming margins; 3: the k-means optimum chosen among candidates;
     # 4: naming by the model's reading of the clusters (`naming`, `reader`); 5: gmm's start spreads from the
-    # centroids (no seeded draw)
-    version = 5
+    # centroids (no seeded draw); 6: those spreads about each nearest group's own mean
+    version = 6
 
     centroids: Centroids
     probe: Pool
