@@ -4,7 +4,8 @@ The frozen LLM never runs inside a training loop: features are computed once and
 heads train on those arrays. Shape and optimiser follow the method: MLP d -> 2d -> d -> d/2 -> 256
 -> out with ReLU, Adam lr 1e-5, batch 1, 1 epoch, 97/3 train/validation split (all options).
 Features are standardised with the training split's mean and std (stored with the head), which
-makes the tiny learning rate usable across models whose hidden states differ in scale. Heads train as
+makes the tiny learning rate usable across models whose hidden states differ in scale; psi_div's target
+is too (train_regressor), and its outputs are mapped back to entropy units. Heads train as
 stacked models (daar.method.stacked): a single head is a stack of one, an ensemble (--head-ensemble N)
 one stack per CPU; every member is bit for bit what the plain autograd loop gives it.
 """
