@@ -26,16 +26,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from select_quality import ROOT, SOURCES, write_workload  # noqa: E402
+from select_quality import ROOT, SOURCES, source_labels, tv, workload_rows, write_workload  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "src"))
 
 
 def source_mix(selected: np.ndarray, truth: np.ndarray) -> tuple[float, list[int]]:
     """(total-variation distance from the pool's source mix, selected count per source)."""
-    pool, sel = Counter(truth.tolist()), Counter(truth[selected].tolist())
-    tv = 0.5 * sum(abs(sel.get(i, 0) / len(selected) - pool.get(i, 0) / len(truth)) for i in range(len(SOURCES)))
-    return float(tv), [sel.get(i, 0) for i in range(len(SOURCES))]
+    sel = Counter(SOURCES[t] for t in truth[selected])
+    return tv(sel, Counter(SOURCES[t] for t in truth)), [sel.get(s, 0) for s in SOURCES]
 
 
 def main() -> None:
@@ -49,14 +48,9 @@ def main() -> None:
     from daar.method.pipeline import build_pipeline
     from daar.method.pseudolabels import probe_set
     from daar.runs.select import load_pool
-    from daar.settings import Config
+    from daar.settings import Config, parse_budget
 
-    if args.mix:
-        counts = [int(x) for x in args.mix.split(",")]
-        pool_rows, probe_rows = [(0, c) for c in counts], [(5000, 5000 + c // 4) for c in counts]
-        workload = f"unequal mix {args.mix} (probe a quarter of it, rows 5000..)"
-    else:
-        pool_rows, probe_rows, workload = [(0, 1000)] * 4, [(5000, 5250)] * 4, "W-4k"
+    pool_rows, probe_rows, workload = workload_rows(args.mix)
     pool_path, probe_path = write_workload(Path(args.out) / "data", pool_rows, probe_rows)
     cfg = Config.from_mapping({"model": "default", "budget": "20%", "data": str(pool_path),
                                "probe_data": str(probe_path)}, source="oracle_selection").apply_preset().validate()
@@ -65,11 +59,10 @@ def main() -> None:
     features = build_pipeline(cfg, probe).dom.features  # the method's layer-3 features, from the feature store
     xp = np.asarray(features(probe.records), dtype=np.float32)
     xq = np.asarray(features(pool.records), dtype=np.float32)
-    truth_probe = np.array([SOURCES.index(json.loads(line)["source"]) for line in open(probe_path)])
-    truth_pool = np.array([SOURCES.index(json.loads(line)["source"]) for line in open(pool_path)])
+    truth_probe, truth_pool = source_labels(probe_path), source_labels(pool_path)
     if len(truth_probe) != len(xp) or len(truth_pool) != len(xq):
         raise SystemExit("oracle_selection: the probe or pool lost records; the source labels no longer line up")
-    budget = int(0.2 * len(xq))
+    budget = parse_budget(cfg.selection.budget, len(xq))
     t0 = time.perf_counter()
     training = replace(HeadTraining.from_settings(cfg, probe.n), seed=args.head_seed, ensemble=args.ensemble)
     dom = train_classifier(xp, truth_probe, len(SOURCES), training)
@@ -81,9 +74,9 @@ def main() -> None:
     row = {"workload": workload, "ensemble": args.ensemble, "head_seed": args.head_seed,
            "psi_dom_val_accuracy": dom.metrics["val_accuracy"],
            "pool_accuracy_vs_source": float((proba.argmax(1) == truth_pool).mean()),
-           "mean_entropy_by_source": dict(zip(SOURCES, [float(ent[truth_pool == i].mean()) for i in range(4)],
+           "mean_entropy_by_source": dict(zip(SOURCES, [float(ent[truth_pool == i].mean()) for i in range(len(SOURCES))],
                                               strict=True)),
-           "pool_mix": dict(zip(SOURCES, np.bincount(truth_pool, minlength=4).tolist(), strict=True)),
+           "pool_mix": dict(zip(SOURCES, np.bincount(truth_pool, minlength=len(SOURCES)).tolist(), strict=True)),
            "psi_div_selection": dict(zip(SOURCES, mix_div, strict=True)), "psi_div_tv": tv_div,
            "psi_dom_entropy_selection": dict(zip(SOURCES, mix_ent, strict=True)), "psi_dom_entropy_tv": tv_ent,
            "head_seconds": round(time.perf_counter() - t0, 1)}

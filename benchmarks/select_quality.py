@@ -51,6 +51,27 @@ def write_workload(out: Path, pool_rows: list[tuple[int, int]], probe_rows: list
     return pool, probe
 
 
+def workload_rows(mix: str | None, probe_mix: str | None = None, pool_rows: str = "0:1000",
+                  probe_rows: str = "5000:5250") -> tuple[list[tuple[int, int]], list[tuple[int, int]], str]:
+    """(pool rows, probe rows, workload name): W-4k's rows, other rows a:b of every source, or an unequal
+    mix of rows per source from row 0 with a probe set from row 5000 (default: a quarter of the mix)."""
+    if mix:
+        counts = [int(x) for x in mix.split(",")]
+        probe_counts = [int(x) for x in probe_mix.split(",")] if probe_mix else [c // 4 for c in counts]
+        return ([(0, c) for c in counts], [(5000, 5000 + c) for c in probe_counts],
+                f"unequal mix {mix} (probe {','.join(map(str, probe_counts))}, rows 5000..)")
+    pr = tuple(int(x) for x in pool_rows.split(":"))
+    qr = tuple(int(x) for x in probe_rows.split(":"))
+    workload = "W-4k" if (pr, qr) == ((0, 1000), (5000, 5250)) else f"pool rows {pr}, probe rows {qr}"
+    return [pr] * 4, [qr] * 4, workload
+
+
+def source_labels(path: Path) -> np.ndarray:
+    """The hidden source of every record of a workload file, as an index into SOURCES."""
+    with open(path, encoding="utf-8") as fh:
+        return np.array([SOURCES.index(json.loads(line)["source"]) for line in fh])
+
+
 def matched_agreement(pred: np.ndarray, truth: np.ndarray, k: int) -> tuple[float, dict[int, int]]:
     """Share of records whose cluster maps to their source under the best one-to-one matching."""
     from scipy.optimize import linear_sum_assignment
@@ -158,21 +179,10 @@ def main() -> None:
     args = ap.parse_args()
     from daar.settings import Config
 
-    if args.mix:
-        counts = [int(x) for x in args.mix.split(",")]
-        probe_counts = [int(x) for x in args.probe_mix.split(",")] if args.probe_mix else [c // 4 for c in counts]
-        pool_rows = [(0, c) for c in counts]
-        probe_rows = [(5000, 5000 + c) for c in probe_counts]
-        workload = f"unequal mix {args.mix} (probe {','.join(map(str, probe_counts))}, rows 5000..)"
-    else:
-        pr = tuple(int(x) for x in args.pool_rows.split(":"))
-        qr = tuple(int(x) for x in args.probe_rows.split(":"))
-        pool_rows, probe_rows = [pr] * 4, [qr] * 4
-        workload = "W-4k" if (pr, qr) == ((0, 1000), (5000, 5250)) else f"pool rows {pr}, probe rows {qr}"
+    pool_rows, probe_rows, workload = workload_rows(args.mix, args.probe_mix, args.pool_rows, args.probe_rows)
     out = Path(args.out)
     pool, probe = write_workload(out / "data", pool_rows, probe_rows)
-    truth_pool = np.array([SOURCES.index(json.loads(line)["source"]) for line in open(pool)])
-    truth_probe = np.array([SOURCES.index(json.loads(line)["source"]) for line in open(probe)])
+    truth_pool, truth_probe = source_labels(pool), source_labels(probe)
     extra = dict(kv.split("=", 1) for kv in args.set)
     rows, selections = [], {}
     for seed in [int(s) for s in args.seeds.split(",")]:
