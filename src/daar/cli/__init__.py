@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from daar.perf.allocator import keep_freed_memory
+
+    keep_freed_memory()  # every command's tensors reuse freed memory (perf/allocator.py)
     try:
         return _module(args.command).run(config_from_args(args), args)
     except DaarError as exc:

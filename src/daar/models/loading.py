@@ -150,6 +150,9 @@ def load_model(spec: str | None, layers: int | None = None, dtype: str = "auto",
     """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
+    from daar.perf.allocator import keep_freed_memory
+
+    keep_freed_memory()  # library use too: the model's activations reuse freed memory (perf/allocator.py)
     path = resolve_model(spec)
     device = device or default_device()
     torch_dtype = pick_dtype(dtype, device)
