@@ -87,7 +87,10 @@ def test_two_step_asks_then_answers_in_one_batch_per_step_and_logs_every_attempt
         (2, QUESTION_LEAD, 12), (2, "", 20)]
     assert backend.calls[1]["prompts"][0] == [{"role": "user", "content": "Why do task 1?"}]
     entries = _entries(tmp_path / "log.jsonl")
-    assert len(entries) == a.attempts == 10  # 2 seeds + 2 rounds of 4 phase-2 candidates
+    # 2 seeds + 4 phase-2 candidates (two missing at the prior yield of 1/2) + 3 (one missing, 1 of 4 accepted:
+    # a yield of (1 + 1) / (4 + 2))
+    assert len(entries) == a.attempts == 9
+    assert a.augment_attempts == 7
     assert all({"prompt", "raw_question", "raw_answer", "parsed", "error", "similarity", "accepted"} <= set(e)
                for e in entries)
     verdicts = [(e["accepted"], e["error"]) for e in entries]
@@ -96,7 +99,7 @@ def test_two_step_asks_then_answers_in_one_batch_per_step_and_logs_every_attempt
     assert verdicts[4][0] is False and entries[4]["similarity"] == 1.0  # "redo task 1": too similar
     assert verdicts[5][1] == "answer repeats the question"
     assert verdicts[6:] == [(True, None), (False, "not needed: the domain reached its target in this round"),
-                            (False, "empty question"), (False, "empty question")]
+                            (False, "empty question")]
 
 
 def test_phase_two_lists_existing_instructions_only(tmp_path):
@@ -164,3 +167,41 @@ def _embed_any(samples):
         for ch in s["instruction"] + s["output"]:
             feats[j, ord(ch) % 32] += 1.0
     return feats
+
+
+def test_batch_shares_follow_what_each_domain_still_needs():
+    from daar.synth.sampler import _shares
+
+    # equal shares of 64, a domain that wants 2 takes 2 and the others split what it leaves
+    assert _shares([2, 30, 30, 30], 64) == [2, 21, 21, 20]
+    assert _shares([1, 1], 8) == [1, 1]  # nobody is given attempts it does not need: the batch runs smaller
+    assert _shares([0, 5], 4) == [0, 4]
+    assert _shares([3, 3, 3], 4) == [2, 1, 1]  # fewer slots than domains want: in domain order
+    assert sum(_shares([7, 9, 40], 32)) == 32
+
+
+class CountingBackend(GenerationBackend):
+    """A new, distinct question every time (every candidate is accepted), a plain answer."""
+
+    identity = "counting"
+
+    def __init__(self):
+        self.n, self.calls = 0, []
+
+    def generate(self, prompts, *, n=1, temperature=0.9, top_p=0.95, max_new_tokens=512, seed=None, prefix=""):
+        self.calls.append(len(prompts))
+        out = []
+        for _ in prompts:
+            self.n += 1
+            out.append([prefix + (f'Why is item {self.n}?"' if prefix else "Because it is.")])
+        return out
+
+
+def test_a_domain_asks_only_for_what_it_is_missing_over_its_yield(tmp_path):
+    s = two_step(seeds_per_domain=1, samples_per_domain=3, synth_batch=16, max_attempts=50)
+    states = Synthesizer(DOMS, CountingBackend(), _embed, s, 0, tmp_path / "log.jsonl").run()
+    entries = _entries(tmp_path / "log.jsonl")
+    # round 1: 3 missing at the prior yield of 1/2 -> 6 candidates each (not the equal share of 8)
+    assert [sum(e["round"] == 1 and e["domain"] == d for e in entries) for d in ("a", "b")] == [6, 6]
+    assert all(len(st.augmented) == 3 and st.attempts == 7 for st in states.values())
+    assert max(e["round"] for e in entries) == 1

@@ -42,8 +42,9 @@ class LazyGenerator:
 @dataclass(frozen=True, eq=False)
 class Synthesis(Stage):
     name = "synthesis"
-    # 2: the attempt log moved to the stage store; dedup extractor declared; 3: cleaning filter, two-step mode
-    version = 3
+    # 2: the attempt log moved to the stage store; dedup extractor declared; 3: cleaning filter, two-step mode;
+    # 4: phase-2 attempts per round sized by what a domain still needs (sampler.DomainState.augment_want)
+    version = 4
 
     domains: tuple[Domain, ...]
     settings: Any  # the synthesis settings section (a frozen dataclass: every field is fingerprinted)

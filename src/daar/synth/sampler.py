@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ class DomainState:
     seeds: list[dict[str, str]] = field(default_factory=list)
     augmented: list[dict[str, str]] = field(default_factory=list)
     attempts: int = 0
+    augment_attempts: int = 0  # phase-2 attempts: with len(augmented), the domain's phase-2 yield so far
     capped: bool = False
     given: bool = False  # examples came from domains.yaml; nothing synthesised
 
@@ -100,6 +102,16 @@ class DomainState:
         return {"domain": self.domain.name, "seeds": len(self.seeds), "augmented": len(self.augmented),
                 "attempts": self.attempts, "capped": self.capped, "given": self.given}
 
+    def augment_want(self, s: SynthSettings) -> int:
+        """Phase-2 attempts this round may use: the missing samples over the domain's yield so far.
+
+        The yield is (accepted + 1) / (attempts + 2) of its phase-2 attempts (1/2 before the first), so
+        a domain one sample short asks for ~2 candidates, not a whole share of the batch; the rest of
+        the batch goes to domains that still need many (`_shares`). Never more than the attempt cap."""
+        need = s.samples_per_domain - len(self.augmented)
+        rate = (len(self.augmented) + 1) / (self.augment_attempts + 2)
+        return max(0, min(s.max_attempts - self.attempts, math.ceil(need / rate)))
+
 
 @dataclass
 class Job:
@@ -108,6 +120,25 @@ class Job:
     st: DomainState
     phase: int
     prompt: Chat
+
+
+def _shares(wants: list[int], capacity: int) -> list[int]:
+    """Split `capacity` batch slots: equal shares, none above a domain's want, what a domain leaves
+    handed on to those that want more (in domain order, so a round's jobs are deterministic)."""
+    shares = [0] * len(wants)
+    remaining = capacity
+    open_ = [i for i, w in enumerate(wants) if w > 0]
+    while remaining > 0 and open_:
+        each = max(1, remaining // len(open_))
+        for i in list(open_):
+            give = min(each, wants[i] - shares[i], remaining)
+            shares[i] += give
+            remaining -= give
+            if shares[i] >= wants[i]:
+                open_.remove(i)
+            if remaining == 0:
+                break
+    return shares
 
 
 def _cos_max(candidate: np.ndarray, existing: np.ndarray) -> float:
@@ -166,6 +197,7 @@ class Synthesizer:
     def _apply(self, e: dict) -> None:
         st = self.states[e["domain"]]
         st.attempts += 1
+        st.augment_attempts += e["phase"] == 2
         if e["accepted"]:
             for sample in e["accepted_samples"]:
                 (st.seeds if e["phase"] == 1 else st.augmented).append(sample)
@@ -174,14 +206,18 @@ class Synthesizer:
 
     # -- one round -------------------------------------------------------------------------------
     def _jobs(self, rng: random.Random) -> list[Job]:
-        """This round's attempts: the missing seeds of phase-1 domains, a share of the batch for phase 2."""
+        """This round's attempts: the missing seeds of phase-1 domains; for phase 2, each domain's share
+        of the batch (an equal share each, less for a domain that needs fewer, the rest to the others)."""
         jobs = []
         active = [st for st in self.states.values() if st.phase(self.s) is not None]
         per_domain = max(1, self.s.synth_batch // max(1, len(active)))
+        augmenting = [st for st in active if st.phase(self.s) == 2]
+        shares = _shares([st.augment_want(self.s) for st in augmenting], per_domain * len(augmenting))
+        share = {st.domain.name: n for st, n in zip(augmenting, shares, strict=True)}
         for st in active:
             left = self.s.max_attempts - st.attempts
             phase = st.phase(self.s)
-            want = self.s.seeds_per_domain - len(st.seeds) if phase == 1 else per_domain
+            want = self.s.seeds_per_domain - len(st.seeds) if phase == 1 else share[st.domain.name]
             for _ in range(min(want, left)):
                 k = min(self.s.counter_examples, len(st.samples))
                 shown = rng.sample(st.samples, k) if phase == 2 else []
