@@ -139,8 +139,8 @@ def test_new_settings_reach_the_synthesis_fingerprint():
                          dedup=None).fingerprint
 
     base = fp()
-    changed = [fp(synthesis_mode="json"), fp(question_tokens=32), fp(answer_tokens=512)]
-    assert len({base, *changed}) == 4
+    changed = [fp(synthesis_mode="json"), fp(question_tokens=32), fp(answer_tokens=512), fp(synthesis_chains=2)]
+    assert len({base, *changed}) == 5
     assert fp() == base
 
 
@@ -205,3 +205,54 @@ def test_a_domain_asks_only_for_what_it_is_missing_over_its_yield(tmp_path):
     assert [sum(e["round"] == 1 and e["domain"] == d for e in entries) for d in ("a", "b")] == [6, 6]
     assert all(len(st.augmented) == 3 and st.attempts == 7 for st in states.values())
     assert max(e["round"] for e in entries) == 1
+
+
+class NumberDedup:
+    """Stands in for the dedup extractor: one-hot by the first number in each rendered text."""
+
+    fingerprint = "numbers"
+    show_progress = False
+
+    def __init__(self):
+        from daar.data.render import Renderer
+
+        self.renderer = Renderer()
+
+    def __call__(self, texts):
+        return _embed([{"instruction": t} for t in texts])
+
+
+def _synthesis(tmp_path, chains: int):
+    from daar.method.stage import StageRunner, StageStore
+    from daar.method.synthesis import LazyGenerator
+
+    s = two_step(seeds_per_domain=2, samples_per_domain=3, max_attempts=40, tau=0.5, synthesis_chains=chains)
+    stage = Synthesis(domains=tuple(DOMS), settings=s, seed=7, generator=LazyGenerator("hash", HashBackend),
+                      dedup=NumberDedup())
+    store = StageStore(tmp_path / f"stages{chains}")
+    return StageRunner(store).run(stage).meta, store.workdir(stage)
+
+
+def test_independent_chains_pool_their_samples_and_chain_zero_is_the_single_synthesis(tmp_path):
+    from daar.method.synthesis import chain_seed
+
+    assert chain_seed(42, 0) == 42 and len({chain_seed(42, 1), chain_seed(42, 2), chain_seed(43, 1)}) == 3
+    one, _ = _synthesis(tmp_path, 1)
+    two, workdir = _synthesis(tmp_path, 2)
+    assert sorted(p.name for p in workdir.glob("attempts*.jsonl")) == ["attempts-chain1.jsonl", "attempts.jsonl"]
+    chain1 = {"a": [], "b": []}
+    for e in _entries(workdir / "attempts-chain1.jsonl"):
+        chain1[e["domain"]] += [(e["phase"], x) for x in e["accepted_samples"]]
+    for name in ("a", "b"):
+        n_seeds = 2
+        single_seeds, single_aug = one["samples"][name][:n_seeds], one["augmented"][name]
+        other_seeds = [x for p, x in chain1[name] if p == 1]
+        other_aug = [x for p, x in chain1[name] if p == 2]
+        assert other_seeds + other_aug != single_seeds + single_aug  # chain 1 drew from its own seed
+        # seeds of both chains first, then both chains' phase-2 samples; chain 0 exactly the single synthesis
+        assert two["samples"][name] == single_seeds + other_seeds + single_aug + other_aug
+        assert two["augmented"][name] == single_aug + other_aug
+        assert two["phases"][name] == [1] * 4 + [2] * 6
+        summary = next(x for x in two["summary"] if x["domain"] == name)
+        assert (summary["seeds"], summary["augmented"]) == (4, 6)
+        assert summary["attempts"] == sum(c["attempts"] for c in summary["chains"])

@@ -9,6 +9,7 @@ fingerprint, so an interrupted synthesis resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ class LazyGenerator:
 class Synthesis(Stage):
     name = "synthesis"
     # 2: the attempt log moved to the stage store; dedup extractor declared; 3: cleaning filter, two-step mode;
-    # 4: phase-2 attempts per round sized by what a domain still needs (sampler.DomainState.augment_want)
+    # 4: phase-2 attempts per round sized by what a domain still needs (sampler.DomainState.augment_want),
+    # independent chains (synthesis_chains)
     version = 4
 
     domains: tuple[Domain, ...]
@@ -54,18 +56,33 @@ class Synthesis(Stage):
     prompt_version: str = PROMPT_VERSION
 
     def compute(self, runner: StageRunner) -> Artifact:
-        log_path = runner.store.workdir(self) / "attempts.jsonl"
+        workdir = runner.store.workdir(self)
         embed = None
         if self.dedup is not None:
             dedup = self.dedup
             dedup.show_progress = False
             embed = lambda samples: dedup([dedup.renderer.render_fields(**x) for x in samples])  # noqa: E731
-        states = Synthesizer(list(self.domains), self.generator, embed, self.settings, self.seed, log_path).run(
-            progress=lambda msg: log.info("synthesis: %s", msg))
-        samples = {n: st.samples for n, st in states.items()}
-        summary = [st.summary() for st in states.values()]
-        for st, d in zip(summary, self.domains, strict=True):
-            st["fallback"] = None
+        chains = []
+        for chain in range(self.settings.synthesis_chains):
+            chains.append(Synthesizer(list(self.domains), self.generator, embed, self.settings,
+                                      chain_seed(self.seed, chain), workdir / attempt_log_name(chain)).run(
+                progress=lambda msg, c=chain: log.info("synthesis%s: %s", f" chain {c}" if c else "", msg)))
+        # seeds of every chain first, then their phase-2 samples (the phase-1/phase-2 order outputs rely on)
+        seeds = {d.name: [x for states in chains for x in states[d.name].seeds] for d in self.domains}
+        augmented = {d.name: [x for states in chains for x in states[d.name].augmented] for d in self.domains}
+        given = {d.name: chains[0][d.name].given for d in self.domains}
+        for d in self.domains:
+            if given[d.name]:  # given examples are the domain's samples once, not once per chain
+                seeds[d.name] = list(chains[0][d.name].seeds)
+        samples = {n: seeds[n] + augmented[n] for n in seeds}
+        summary = []
+        for d in self.domains:
+            per_chain = [states[d.name].summary() for states in chains]
+            st = {"domain": d.name, "seeds": len(seeds[d.name]), "augmented": len(augmented[d.name]),
+                  "attempts": sum(c["attempts"] for c in per_chain), "capped": any(c["capped"] for c in per_chain),
+                  "given": given[d.name], "fallback": None}
+            if len(chains) > 1:
+                st["chains"] = [{k: c[k] for k in ("seeds", "augmented", "attempts", "capped")} for c in per_chain]
             if not samples[d.name]:
                 # Better a centroid from the description than no domain at all; said loudly.
                 log.warning("domain '%s' has no usable sample after %d attempts; its centroid comes from its "
@@ -73,6 +90,20 @@ class Synthesis(Stage):
                             d.name, st["attempts"])
                 samples[d.name] = [{"instruction": d.description, "input": "", "output": ""}]
                 st["fallback"] = "description"
-        return Artifact(meta={"samples": samples, "augmented": {n: st.augmented for n, st in states.items()},
-                              "phases": {n: [1] * len(st.seeds) + [2] * len(st.augmented) for n, st in states.items()},
-                              "summary": summary, "attempt_log": str(log_path)})
+            summary.append(st)
+        return Artifact(meta={"samples": samples, "augmented": augmented,
+                              "phases": {n: [1] * len(seeds[n]) + [2] * len(augmented[n]) for n in seeds},
+                              "summary": summary, "attempt_log": str(workdir / attempt_log_name(0))})
+
+
+def chain_seed(seed: int, chain: int) -> int:
+    """Chain 0 draws from the run's seed (one chain is the synthesis as it always was); every further chain
+    from a seed derived from (seed, chain), far from neighbouring run seeds so no two runs share a chain."""
+    if chain == 0:
+        return seed
+    return int(hashlib.sha256(f"daar-synthesis-{seed}-chain-{chain}".encode()).hexdigest()[:8], 16)
+
+
+def attempt_log_name(chain: int) -> str:
+    """The attempt log of a chain in the stage's work folder: attempts.jsonl, attempts-chain1.jsonl, ..."""
+    return "attempts.jsonl" if chain == 0 else f"attempts-chain{chain}.jsonl"

@@ -152,7 +152,9 @@ def write_domain_files(files: RunFiles, model, attempt_log: Path | None, probe_r
             for i, x in enumerate(samples)))
     files.write("domains/summary.json", json.dumps(model.synthesis, indent=1))
     if attempt_log is not None and attempt_log.exists():
-        files.write("domains/attempts.jsonl", attempt_log.read_bytes())
+        # every chain's log beside it (attempts.jsonl, attempts-chain1.jsonl, ...: method/synthesis.py)
+        for log_file in sorted(attempt_log.parent.glob("attempts*.jsonl")):
+            files.write(f"domains/{log_file.name}", log_file.read_bytes())
     if probe_rejected:
         files.write("probe_rejects.jsonl", _rejects_jsonl(probe_rejected))
 

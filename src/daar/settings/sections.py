@@ -135,6 +135,10 @@ class SynthesisSettings(Section):
                                  "run short (answers end mid-sentence), on a GPU 512-1024 lets them finish")
     max_attempts: int = setting(120, minimum=1, metavar="N",
                                 help="generation attempts per domain before the cap stops it (reported)")
+    synthesis_chains: int = setting(1, minimum=1, metavar="N",
+                                    help="independent syntheses (chains, each from its own seed and shown only its "
+                                    "own samples), pooled per domain; one chain's samples share a bias that more "
+                                    "samples of the same chain keep (README, \"Independent chains\")")
     synth_batch: int = setting(16, minimum=1, metavar="N",
                                help="candidates generated per batch, all domains together (a GPU takes 64-128)")
     dedup_center: bool = setting(True, help="centre features before the phase-2 cosine (small models need it); "
