@@ -51,7 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "dedup_center": False, "centroid_layer": "embedding", "calibration": "none",
                   "assignment": "kmeans-init-order", "kmeans_candidates": 0, "naming": "centroids",
                   "synthesis_mode": "json", "samples_per_domain": 10, "probe_epochs": 1,
-                  "head_ensemble": 1},
+                  "head_ensemble": 1, "synthesis_chains": 1},
 }
 if tuple(PRESETS) != PRESET_NAMES:
     raise TypeError("PRESETS and RunSettings.preset's choices must name the same presets")
