@@ -139,7 +139,7 @@ def test_new_settings_reach_the_synthesis_fingerprint():
                          dedup=None).fingerprint
 
     base = fp()
-    changed = [fp(synthesis_mode="json"), fp(question_tokens=32), fp(answer_tokens=512), fp(synthesis_chains=2)]
+    changed = [fp(synthesis_mode="json"), fp(question_tokens=32), fp(answer_tokens=512), fp(synthesis_chains=3)]
     assert len({base, *changed}) == 5
     assert fp() == base
 
