@@ -67,22 +67,21 @@ class Synthesis(Stage):
             chains.append(Synthesizer(list(self.domains), self.generator, embed, self.settings,
                                       chain_seed(self.seed, chain), workdir / attempt_log_name(chain)).run(
                 progress=lambda msg, c=chain: log.info("synthesis%s: %s", f" chain {c}" if c else "", msg)))
-        # seeds of every chain first, then their phase-2 samples (the phase-1/phase-2 order outputs rely on)
-        seeds = {d.name: [x for states in chains for x in states[d.name].seeds] for d in self.domains}
-        augmented = {d.name: [x for states in chains for x in states[d.name].augmented] for d in self.domains}
-        given = {d.name: chains[0][d.name].given for d in self.domains}
+        seeds, augmented, samples, summary = {}, {}, {}, []
         for d in self.domains:
-            if given[d.name]:  # given examples are the domain's samples once, not once per chain
-                seeds[d.name] = list(chains[0][d.name].seeds)
-        samples = {n: seeds[n] + augmented[n] for n in seeds}
-        summary = []
-        for d in self.domains:
-            per_chain = [states[d.name].summary() for states in chains]
+            per_chain = [states[d.name] for states in chains]
+            # given examples are the domain's samples once, not once per chain
+            pooled = per_chain[:1] if per_chain[0].given else per_chain
+            # seeds of every chain first, then their phase-2 samples (the phase-1/phase-2 order outputs rely on)
+            seeds[d.name] = [x for st in pooled for x in st.seeds]
+            augmented[d.name] = [x for st in pooled for x in st.augmented]
+            samples[d.name] = seeds[d.name] + augmented[d.name]
             st = {"domain": d.name, "seeds": len(seeds[d.name]), "augmented": len(augmented[d.name]),
-                  "attempts": sum(c["attempts"] for c in per_chain), "capped": any(c["capped"] for c in per_chain),
-                  "given": given[d.name], "fallback": None}
+                  "attempts": sum(c.attempts for c in per_chain), "capped": any(c.capped for c in per_chain),
+                  "given": per_chain[0].given, "fallback": None}
             if len(chains) > 1:
-                st["chains"] = [{k: c[k] for k in ("seeds", "augmented", "attempts", "capped")} for c in per_chain]
+                st["chains"] = [{k: c.summary()[k] for k in ("seeds", "augmented", "attempts", "capped")}
+                                for c in per_chain]
             if not samples[d.name]:
                 # Better a centroid from the description than no domain at all; said loudly.
                 log.warning("domain '%s' has no usable sample after %d attempts; its centroid comes from its "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import sys
@@ -29,14 +30,9 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 256 << 20  # larger blocks: mmapped as before, returned to the OS on free
 TRIM_THRESHOLD = 1 << 30  # free heap top kept for reuse before glibc trims it
 
-_state: dict[str, bool] = {}
-
-
+@functools.cache
 def keep_freed_memory() -> bool:
     """Set glibc's thresholds once per process; True when they are in effect. Safe to call often."""
-    if "on" in _state:
-        return _state["on"]
-    _state["on"] = False
     if os.environ.get("DAAR_KEEP_FREED_MEMORY", "1").strip() == "0" or not sys.platform.startswith("linux"):
         return False
     try:
@@ -49,5 +45,4 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     log.debug("glibc %s: keep freed memory %s", gnu_get_libc_version().decode(), "on" if ok else "refused")
-    _state["on"] = ok
     return ok
