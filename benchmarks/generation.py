@@ -7,7 +7,10 @@ expect a small fraction: the figure says how far from compute-bound it runs).
     python benchmarks/generation.py --batch 8 --new-tokens 128 --decoders loop,hf-static
 
 Decoders: `hf` (transformers' generate, dynamic KV cache), `hf-static` (generate with its static
-cache) or `loop` (daar's own loop: top-k candidates only, ended rows dropped). Each is timed greedy
+cache), `loop` (daar's own loop: top-k candidates only, ended rows dropped, KV written in place) or
+`loop-dynamic` (the same loop on transformers' concatenating DynamicCache; the same tokens).
+`--prompt-log` takes the prompts from a synthesis attempt log (domains/attempts.jsonl of a run) instead
+of the built-in short ones: the real prompt lengths and padding of a synthesis batch. Each is timed greedy
 (the same tokens for every decoder in float32) and sampled at the synthesis settings (temperature
 0.9, top-p 0.95); sampled token counts differ between decoders (different random streams), and
 rows that end early leave fewer rows per step, so compare like with like over several runs.
@@ -34,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="default")
     p.add_argument("--batch", type=int, default=16, help="the backend's batch size (--synth-batch)")
     p.add_argument("--new-tokens", type=int, default=64)
-    p.add_argument("--decoders", default="hf,loop", help="decoders to compare")
+    p.add_argument("--decoders", default="hf,loop-dynamic,loop", help="decoders to compare")
+    p.add_argument("--prompt-log", type=Path, help="a synthesis attempt log: its first --batch prompts")
     p.add_argument("--dtype", default="auto")
     args = p.parse_args(argv)
 
@@ -45,23 +49,29 @@ def main(argv: list[str] | None = None) -> int:
 
     print(machine_info().line(), flush=True)
     chats = [[{"role": "user", "content": PROMPTS[i % 4].format(t=TOPICS[i % len(TOPICS)])}] for i in range(args.batch)]
+    if args.prompt_log:
+        import json
+
+        logged = [json.loads(line) for line in args.prompt_log.read_text().splitlines() if line.strip()]
+        chats = [[{"role": "user", "content": e["prompt"]}] for e in logged if "prompt" in e][: args.batch]
     for decoder in args.decoders.split(","):
         backend = HFBackend(args.model, dtype=args.dtype, batch_size=args.batch,
                             decoder="hf" if decoder.startswith("hf") else "loop",
+                            kv_cache="dynamic" if decoder == "loop-dynamic" else "growing",
                             cache_implementation="static" if decoder == "hf-static" else None)
         cfg, tok = backend.loaded.model.config, backend.loaded.tokenizer
         dtype = str(backend.loaded.dtype).replace("torch.", "")
         peak = measure_peak(dtype, shapes=[(args.batch, cfg.hidden_size, cfg.intermediate_size)])
         print(peak.line(), flush=True)
         backend.generate(chats[:2], max_new_tokens=4, temperature=0)  # warm-up
-        prompt = len(tok(backend._prompt_text(chats[0]))["input_ids"])
+        prompts = [len(tok(backend._prompt_text(c))["input_ids"]) for c in chats]
         for mode, temperature in (("greedy", 0.0), ("sampled", 0.9)):
             t0 = time.perf_counter()
             outs = backend.generate(chats, max_new_tokens=args.new_tokens, temperature=temperature, top_p=0.95, seed=0)
             seconds = time.perf_counter() - t0
             new = [len(tok(o[0], add_special_tokens=False)["input_ids"]) for o in outs]
             # each generated token runs every layer over itself (+ attention to the context) and the LM head
-            flops = sum(decoder_flops(cfg, [prompt + n]) - decoder_flops(cfg, [prompt]) for n in new)
+            flops = sum(decoder_flops(cfg, [p + n]) - decoder_flops(cfg, [p]) for p, n in zip(prompts, new, strict=True))
             flops += lm_head_flops(cfg, sum(new))
             print(fraction_line(f"[{args.batch} prompts] {decoder} {mode}, {sum(new)} generated tokens",
                                 seconds, flops, peak, tokens=sum(new)), flush=True)

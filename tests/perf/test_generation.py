@@ -65,3 +65,53 @@ def test_an_ended_row_leaves_the_batch_without_changing_the_others(tiny_llama):
         cut = decode(loaded.model, enc["input_ids"], enc["attention_mask"], stop=lambda r, t: r == 1, **kw)
     assert len(full[1]) == 12 and cut[1] == full[1][:1]  # row 1 stopped after its first token (kept)
     assert cut[0] == full[0] and cut[2] == full[2]
+
+
+def _decode_both(tiny_llama, temperature, stop=None, max_new_tokens=14):
+    import torch
+
+    from daar.models.loading import load_model
+    from daar.synth.backends import decode
+
+    loaded = load_model(tiny_llama, dtype="float32", device="cpu", causal_lm=True)
+    tok = loaded.tokenizer
+    tok.padding_side = "left"
+    enc = tok(["short", "a somewhat longer prompt here", "mid length one", "x"], return_tensors="pt", padding=True)
+    out = {}
+    for kv in ("dynamic", "growing"):
+        with torch.inference_mode():
+            out[kv] = decode(loaded.model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
+                             temperature=temperature, top_p=0.95, eos=set(), stop=stop, kv_cache=kv,
+                             generator=torch.Generator().manual_seed(3))
+    return out
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.9])
+def test_growing_kv_cache_gives_dynamic_cache_tokens(tiny_llama, temperature):
+    """Tokens written in place give what transformers' concatenating cache gives, rows dropping included."""
+    out = _decode_both(tiny_llama, temperature, stop=lambda r, t: r == 1 or (r == 3 and t % 3 == 0))
+    assert out["growing"] == out["dynamic"]
+    assert len(out["dynamic"][1]) == 1 and len(out["dynamic"][0]) == 14  # a row did leave the batch
+
+
+def test_growing_kv_layer_holds_what_dynamic_layer_holds_and_grows_past_its_capacity():
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from daar.perf.kv_cache import GrowingLayer
+
+    g = torch.Generator().manual_seed(0)
+    mine, ref = GrowingLayer(capacity=4), DynamicLayer()
+    rows = 3
+    for step, length in enumerate((3, 1, 1, 2, 1)):  # 8 positions into room for 4: it must grow
+        k, v = torch.randn(rows, 2, length, 5, generator=g), torch.randn(rows, 2, length, 5, generator=g)
+        got, want = mine.update(k, v), ref.update(k, v)
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+        assert mine.get_seq_length() == ref.get_seq_length()
+        if step == 2:
+            keep = torch.tensor([0, 2])
+            mine.batch_select_indices(keep)
+            ref.batch_select_indices(keep)
+            rows = 2
+            assert torch.equal(mine.keys, ref.keys) and torch.equal(mine.values, ref.values)
+    assert mine.get_seq_length() == 8 and mine.keys.shape == (2, 2, 8, 5)

@@ -111,20 +111,28 @@ def next_tokens(logits: Any, temperature: float, top_p: float, generator: Any) -
 
 
 def decode(model: Any, input_ids: Any, attention_mask: Any, *, max_new_tokens: int, temperature: float,
-           top_p: float, eos: set[int], generator: Any, stop: Callable[[int, int], bool] | None = None
-           ) -> list[list[int]]:
+           top_p: float, eos: set[int], generator: Any, stop: Callable[[int, int], bool] | None = None,
+           kv_cache: str = "growing") -> list[list[int]]:
     """New token ids per row of a left-padded batch. A row ends at an eos token (not kept) or when
-    `stop(row, token)` says so (token kept); an ended row leaves the batch and the KV cache."""
+    `stop(row, token)` says so (token kept); an ended row leaves the batch and the KV cache.
+    kv_cache "growing": tokens written in place (daar.perf.kv_cache); "dynamic": transformers' DynamicCache
+    (the same tokens; kept for the benchmark's A/B and for transformers without pluggable cache layers)."""
     import torch
     from transformers import DynamicCache
 
+    from daar.perf.kv_cache import growing_cache
+
+    if kv_cache not in ("growing", "dynamic"):
+        raise ValueError(f"unknown kv_cache {kv_cache!r}: growing or dynamic")
     # transformers renamed the cache argument (past_key_values -> cache) and logits_to_keep over the versions
     # pyproject allows; pick the names this model's forward takes
     params = inspect.signature(model.forward).parameters
-    try:
-        cache = DynamicCache(config=model.config)
-    except TypeError:  # older transformers: no config argument
-        cache = DynamicCache()
+    cache = growing_cache(model.config, input_ids.shape[1] + max_new_tokens) if kv_cache == "growing" else None
+    if cache is None:
+        try:
+            cache = DynamicCache(config=model.config)
+        except TypeError:  # older transformers: no config argument
+            cache = DynamicCache()
     names = {"cache" if "cache" in params else "past_key_values": cache}
     keep_last = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
     if keep_last:
@@ -159,7 +167,7 @@ def decode(model: Any, input_ids: Any, attention_mask: Any, *, max_new_tokens: i
 
 class HFBackend(GenerationBackend):
     def __init__(self, model: str | None, dtype: str = "auto", device: str | None = None, batch_size: int = 8,
-                 cache_implementation: str | None = None, decoder: str = "loop"):
+                 cache_implementation: str | None = None, decoder: str = "loop", kv_cache: str = "growing"):
         from daar.models.loading import load_model
 
         if decoder not in ("loop", "hf"):
@@ -167,6 +175,7 @@ class HFBackend(GenerationBackend):
         # cache_implementation (transformers' `generate` only): None = its dynamic KV cache, "static" a
         # preallocated one (benchmarks/generation.py; without torch.compile not faster on the CPU)
         self.cache_implementation = cache_implementation
+        self.kv_cache = kv_cache  # the loop's cache (decode's kv_cache)
         self.decoder = "hf" if cache_implementation else decoder
         self.loaded = load_model(model, dtype=dtype, device=device, causal_lm=True)
         self.identity = self.loaded.identity
@@ -203,7 +212,8 @@ class HFBackend(GenerationBackend):
                 else:
                     stop = _json_stop(tok, _json_scanners(prefix, len(chunk))) if json_reply else None
                     new = decode(model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
-                                 temperature=temperature, top_p=top_p, eos=self.eos, generator=gen, stop=stop)
+                                 temperature=temperature, top_p=top_p, eos=self.eos, generator=gen, stop=stop,
+                                 kv_cache=self.kv_cache)
             outs.extend(prefix + t for t in tok.batch_decode(new, skip_special_tokens=True))
         return [outs[i * n : (i + 1) * n] for i in range(len(prompts))]
 
