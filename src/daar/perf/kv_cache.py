@@ -29,7 +29,12 @@ def growing_cache(model_config: Any, capacity: int) -> Any | None:
     cfg = model_config.get_text_config(decoder=True) if hasattr(model_config, "get_text_config") else model_config
     if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
         return None  # sliding-window layers crop their cache: DynamicCache knows how
-    return Cache(layers=[GrowingLayer(capacity) for _ in range(cfg.num_hidden_layers)])
+    if set(getattr(cfg, "layer_types", None) or ["full_attention"]) != {"full_attention"}:
+        return None  # hybrid stacks (linear attention, state-space layers) keep caches of their own kinds
+    try:
+        return Cache(layers=[GrowingLayer(capacity) for _ in range(cfg.num_hidden_layers)])
+    except TypeError:  # a Cache constructor of another shape
+        return None
 
 
 class GrowingLayer(DynamicLayer or object):
