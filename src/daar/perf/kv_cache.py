@@ -6,8 +6,8 @@ written per token; the profiler put `aten::cat` at 16 % of a synthesis batch). I
 the copy but attends over its full preallocated length at every step and cannot drop ended rows. This
 layer keeps one buffer per layer with room for the whole prompt plus the new tokens, writes each step
 into the next free position, and hands attention a view of the filled part: the same values, the same
-lengths, so the model computes exactly what it computes with DynamicLayer (tests/perf/test_kv_cache.py
-checks the tokens and logits). Rows that end are dropped as before (`batch_select_indices`).
+lengths, so the model computes exactly what it computes with DynamicLayer (tests/perf/test_generation.py
+checks the decoded tokens against DynamicCache, and each step's keys and values against DynamicLayer's). Rows that end are dropped as before (`batch_select_indices`).
 """
 
 from __future__ import annotations
@@ -50,26 +50,29 @@ class GrowingLayer(DynamicLayer or object):
         self.device = key_states.device
         self.is_initialized = True
 
-    def _room(self, need: int, key_states, value_states) -> None:
-        if self._k is not None and need <= self._k.shape[-2]:
-            return
-        cap = max(need, self.capacity, 2 * (self._k.shape[-2] if self._k is not None else 0))
-        k = key_states.new_empty((*key_states.shape[:2], cap, key_states.shape[-1]))
-        v = value_states.new_empty((*value_states.shape[:2], cap, value_states.shape[-1]))
-        if self.length:
-            k[:, :, : self.length].copy_(self._k[:, :, : self.length])
-            v[:, :, : self.length].copy_(self._v[:, :, : self.length])
-        self._k, self._v = k, v
+    def _hold(self, keys, values, cap: int) -> None:
+        """New buffers with room for `cap` positions, holding `keys`/`values` (the filled positions) first."""
+        self._k = keys.new_empty((*keys.shape[:2], cap, keys.shape[-1]))
+        self._v = values.new_empty((*values.shape[:2], cap, values.shape[-1]))
+        self._k[:, :, : keys.shape[-2]].copy_(keys)
+        self._v[:, :, : values.shape[-2]].copy_(values)
+        self._show()
+
+    def _show(self) -> None:
+        self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
 
     def update(self, key_states, value_states, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         n, new = self.length, key_states.shape[-2]
-        self._room(n + new, key_states, value_states)
+        if self._k is None or n + new > self._k.shape[-2]:  # grow: at least double, so appends stay amortised
+            cap = max(n + new, self.capacity, 2 * (self._k.shape[-2] if self._k is not None else 0))
+            filled = (self.keys, self.values) if self._k is not None else (key_states[:, :, :0], value_states[:, :, :0])
+            self._hold(*filled, cap)
         self._k[:, :, n : n + new].copy_(key_states)
         self._v[:, :, n : n + new].copy_(value_states)
         self.length = n + new
-        self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
+        self._show()
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
@@ -83,7 +86,7 @@ class GrowingLayer(DynamicLayer or object):
         if tokens_to_remove > 0 or not self.is_initialized:
             raise ValueError("GrowingLayer.crop takes a negative count of tokens to remove")
         self.length = max(0, self.length + tokens_to_remove)
-        self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
+        self._show()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         raise NotImplementedError("GrowingLayer is for daar's decoding loop (no beam search)")
@@ -92,9 +95,4 @@ class GrowingLayer(DynamicLayer or object):
         """Keep rows `indices`: their filled positions move into a buffer of the same capacity."""
         if not self.length:
             return
-        k = self._k.new_empty((len(indices), *self._k.shape[1:]))
-        v = self._v.new_empty((len(indices), *self._v.shape[1:]))
-        k[:, :, : self.length].copy_(self.keys.index_select(0, indices))
-        v[:, :, : self.length].copy_(self.values.index_select(0, indices))
-        self._k, self._v = k, v
-        self.keys, self.values = k[:, :, : self.length], v[:, :, : self.length]
+        self._hold(self.keys.index_select(0, indices), self.values.index_select(0, indices), self._k.shape[-2])
