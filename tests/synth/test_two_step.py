@@ -222,14 +222,14 @@ class NumberDedup:
         return _embed([{"instruction": t} for t in texts])
 
 
-def _synthesis(tmp_path, chains: int):
+def _synthesis(tmp_path, chains: int, side_by_side: int = 1):
     from daar.method.stage import StageRunner, StageStore
     from daar.method.synthesis import LazyGenerator
 
     s = two_step(seeds_per_domain=2, samples_per_domain=3, max_attempts=40, tau=0.5, synthesis_chains=chains)
-    stage = Synthesis(domains=tuple(DOMS), settings=s, seed=7, generator=LazyGenerator("hash", HashBackend),
-                      dedup=NumberDedup())
-    store = StageStore(tmp_path / f"stages{chains}")
+    stage = Synthesis(domains=tuple(DOMS), settings=s, seed=7, dedup=NumberDedup(),
+                      generator=LazyGenerator("hash", HashBackend, concurrency=side_by_side))
+    store = StageStore(tmp_path / f"stages{chains}-{side_by_side}")
     return StageRunner(store).run(stage).meta, store.workdir(stage)
 
 
@@ -256,3 +256,59 @@ def test_independent_chains_pool_their_samples_and_chain_zero_is_the_single_synt
         summary = next(x for x in two["summary"] if x["domain"] == name)
         assert (summary["seeds"], summary["augmented"]) == (4, 6)
         assert summary["attempts"] == sum(c["attempts"] for c in summary["chains"])
+
+
+def test_chains_side_by_side_give_exactly_the_samples_and_logs_of_chains_one_by_one(tmp_path):
+    one_by_one, dir1 = _synthesis(tmp_path, 3)
+    side_by_side, dir2 = _synthesis(tmp_path, 3, side_by_side=2)
+    assert side_by_side == {**one_by_one, "attempt_log": str(dir2 / "attempts.jsonl")}
+    for name in ("attempts.jsonl", "attempts-chain1.jsonl", "attempts-chain2.jsonl"):
+        assert (dir2 / name).read_text() == (dir1 / name).read_text()
+
+
+def test_a_lazy_generator_is_built_once_by_chains_racing_for_it():
+    import threading
+
+    from daar.method.synthesis import LazyGenerator
+
+    built, gate = [], threading.Barrier(4, timeout=10)
+
+    def factory():
+        built.append(1)
+        return HashBackend()
+
+    lazy = LazyGenerator("hash", factory, concurrency=4)
+    seen = []
+
+    def take():
+        gate.wait()
+        seen.append(lazy.backend)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and len({id(b) for b in seen}) == 1
+
+
+def test_real_model_chains_side_by_side_match_chains_one_by_one(tiny_llama, tmp_path):
+    """The real path: one HFBackend and one dedup extractor shared by two chains running at once."""
+    from daar.features.extract import FeatureExtractor
+    from daar.method.stage import StageRunner, StageStore
+    from daar.method.synthesis import LazyGenerator
+
+    backend = HFBackend(tiny_llama, dtype="float32", batch_size=4)
+    s = two_step(seeds_per_domain=1, samples_per_domain=1, max_attempts=4, question_tokens=8, answer_tokens=8,
+                 synthesis_chains=2, tau=0.99)
+    metas, logs = [], []
+    for side_by_side in (1, 2):
+        dedup = FeatureExtractor(model=tiny_llama, layer=1, dtype="float32")
+        stage = Synthesis(domains=tuple(load_domains(None)[:2]), settings=s, seed=3, dedup=dedup,
+                          generator=LazyGenerator("tiny", lambda: backend, concurrency=side_by_side))
+        store = StageStore(tmp_path / f"stages-{side_by_side}")
+        meta = StageRunner(store).run(stage).meta
+        metas.append({k: v for k, v in meta.items() if k != "attempt_log"})
+        logs.append([(store.workdir(stage) / n).read_text() for n in ("attempts.jsonl", "attempts-chain1.jsonl")])
+    assert metas[0] == metas[1] and logs[0] == logs[1]
+    assert all(log.count("round_done") >= 1 for log in logs[1])

@@ -46,10 +46,11 @@ def generator_for(cfg, domains: list[Domain], backend=None) -> LazyGenerator | N
     if all(d.examples for d in domains):
         return None
     if backend is not None:
-        return LazyGenerator(backend.identity or type(backend).__name__, lambda: backend)
-    from daar.synth.backends import backend_identity, make_backend
+        return LazyGenerator(backend.identity or type(backend).__name__, lambda: backend,
+                             getattr(backend, "concurrent_calls", 1))
+    from daar.synth.backends import backend_concurrency, backend_identity, make_backend
 
-    return LazyGenerator(backend_identity(cfg), lambda: make_backend(cfg))
+    return LazyGenerator(backend_identity(cfg), lambda: make_backend(cfg), backend_concurrency(cfg))
 
 
 def default_extractors(cfg) -> ExtractorFactory:

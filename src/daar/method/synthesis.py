@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from daar.features.extract import FeatureExtractor
 from daar.method.stage import Artifact, Stage, StageRunner
+from daar.perf.side_by_side import run_side_by_side
 from daar.synth.domains import Domain
 from daar.synth.prompts import PROMPT_VERSION
 from daar.synth.sampler import Synthesizer
@@ -26,15 +27,24 @@ log = logging.getLogger(__name__)
 
 
 class LazyGenerator:
-    """A generation backend named by its identity and built only when a generation is really needed."""
+    """A generation backend named by its identity and built only when a generation is really needed.
 
-    def __init__(self, identity: str, factory: Callable[[], Any]):
+    `concurrency`: how many generate calls the backend runs usefully side by side (its `concurrent_calls`,
+    known before it is built); the synthesis runs that many chains at once."""
+
+    def __init__(self, identity: str, factory: Callable[[], Any], concurrency: int = 1):
         self.fingerprint = identity
+        self.concurrency = max(1, int(concurrency))
         self._factory = factory
+        self._backend: Any = None
+        self._build_lock = threading.Lock()  # chains side by side must not build (load) it twice
 
-    @cached_property
+    @property
     def backend(self) -> Any:
-        return self._factory()
+        with self._build_lock:
+            if self._backend is None:
+                self._backend = self._factory()
+            return self._backend
 
     def generate(self, *args: Any, **kwargs: Any) -> list[list[str]]:
         return self.backend.generate(*args, **kwargs)
@@ -59,14 +69,26 @@ class Synthesis(Stage):
         workdir = runner.store.workdir(self)
         embed = None
         if self.dedup is not None:
-            dedup = self.dedup
+            dedup, lock = self.dedup, threading.Lock()
             dedup.show_progress = False
-            embed = lambda samples: dedup([dedup.renderer.render_fields(**x) for x in samples])  # noqa: E731
-        chains = []
-        for chain in range(self.settings.synthesis_chains):
-            chains.append(Synthesizer(list(self.domains), self.generator, embed, self.settings,
-                                      chain_seed(self.seed, chain), workdir / attempt_log_name(chain)).run(
-                progress=lambda msg, c=chain: log.info("synthesis%s: %s", f" chain {c}" if c else "", msg)))
+
+            def embed(samples):
+                # one extractor (its feature store, its tokenizer) for every chain: one call at a time
+                with lock:
+                    return dedup([dedup.renderer.render_fields(**x) for x in samples])
+
+        def chain_job(chain: int):
+            return lambda: Synthesizer(list(self.domains), self.generator, embed, self.settings,
+                                       chain_seed(self.seed, chain), workdir / attempt_log_name(chain)).run(
+                progress=lambda msg: log.info("synthesis%s: %s", f" chain {chain}" if chain else "", msg))
+
+        n = self.settings.synthesis_chains
+        # chains are independent: side by side where the backend gains from it (one per CPU core on a CPU;
+        # each draws from its own seeded generator, so the samples are those of chains run one by one)
+        workers = min(n, self.generator.concurrency if self.generator is not None else 1)
+        if workers > 1:
+            log.info("synthesis: %d chains, %d side by side", n, workers)
+        chains = run_side_by_side([chain_job(c) for c in range(n)], workers, name="daar-synthesis")
         seeds, augmented, samples, summary = {}, {}, {}, []
         for d in self.domains:
             per_chain = [states[d.name] for states in chains]

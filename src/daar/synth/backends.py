@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import threading
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
@@ -36,6 +37,9 @@ Chat = list[dict[str, str]]
 
 class GenerationBackend(ABC):
     identity: str = ""
+    # how many generate() calls may usefully run at once from different threads (synthesis chains side by
+    # side, daar.perf.side_by_side); 1: calls are made one after another
+    concurrent_calls: int = 1
 
     @abstractmethod
     def generate(self, prompts: list[Chat], *, n: int = 1, temperature: float = 0.9, top_p: float = 0.95,
@@ -58,9 +62,16 @@ def _json_scanners(prefix: str, rows: int) -> list:
     return scanners
 
 
-def _json_stop(tokenizer, scanners: list) -> Callable[[int, int], bool]:
+def _json_stop(tokenizer, scanners: list, lock: Any = None) -> Callable[[int, int], bool]:
     """decode()'s stop rule for JSON replies: a row ends once its first JSON value has closed."""
-    return lambda row, token: scanners[row].feed(tokenizer.decode([token], skip_special_tokens=True))
+    lock = lock or threading.Lock()
+
+    def stop(row: int, token: int) -> bool:
+        with lock:
+            text = tokenizer.decode([token], skip_special_tokens=True)
+        return scanners[row].feed(text)
+
+    return stop
 
 
 def _json_stopper(tokenizer, prompt_len: int, prefix: str, rows: int):
@@ -185,6 +196,12 @@ class HFBackend(GenerationBackend):
         eos = self.loaded.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
         self.eos = {int(e) for e in eos} | ({int(tok.eos_token_id)} if tok.eos_token_id is not None else set())
+        # A fast tokenizer used from two threads at once can fail ("Already borrowed") when one call changes
+        # its padding or truncation state; the model itself is only read, so only the tokenizer is locked.
+        self._tokenizer_lock = threading.Lock()
+        # side by side on the CPU (one call per core, each on its own thread), one at a time on a GPU; the
+        # "hf" decoder draws from torch's global generator, which concurrent calls would share
+        self.concurrent_calls = cpu_concurrency() if str(self.loaded.device).startswith("cpu") and self.decoder == "loop" else 1
 
     def _prompt_text(self, chat: Chat) -> str:
         tok = self.loaded.tokenizer
@@ -200,21 +217,24 @@ class HFBackend(GenerationBackend):
         texts = [self._prompt_text(p) + prefix for p in prompts for _ in range(n)]
         json_reply = prefix.lstrip()[:1] in ("{", "[")
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        if seed is not None:
+        if seed is not None and self.decoder == "hf":
             torch.manual_seed(seed)  # the `generate` path draws from the global generator
         outs: list[str] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
-            enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(self.loaded.device)
+            with self._tokenizer_lock:
+                enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(self.loaded.device)
             with torch.inference_mode():
                 if self.decoder == "hf":
                     new = self._generate_hf(enc, json_reply, prefix, len(chunk), temperature, top_p, max_new_tokens)
                 else:
-                    stop = _json_stop(tok, _json_scanners(prefix, len(chunk))) if json_reply else None
+                    stop = (_json_stop(tok, _json_scanners(prefix, len(chunk)), self._tokenizer_lock)
+                            if json_reply else None)
                     new = decode(model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
                                  temperature=temperature, top_p=top_p, eos=self.eos, generator=gen, stop=stop,
                                  kv_cache=self.kv_cache)
-            outs.extend(prefix + t for t in tok.batch_decode(new, skip_special_tokens=True))
+            with self._tokenizer_lock:
+                outs.extend(prefix + t for t in tok.batch_decode(new, skip_special_tokens=True))
         return [outs[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def _generate_hf(self, enc: Any, json_reply: bool, prefix: str, rows: int, temperature: float, top_p: float,
@@ -272,6 +292,22 @@ def backend_identity(cfg: Config) -> str:
     from daar.models.loading import model_identity
 
     return model_identity(model)  # = HFBackend.identity
+
+
+def cpu_concurrency() -> int:
+    """Generate calls worth running side by side on this CPU: one per intra-op thread torch would use."""
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
+def backend_concurrency(cfg: Config) -> int:
+    """The `concurrent_calls` of `make_backend(cfg)`'s backend, computed without building (loading) it."""
+    if cfg.synthesis.generator_url:
+        return OpenAIBackend.concurrent_calls
+    from daar.models.loading import default_device
+
+    return cpu_concurrency() if (cfg.lm.device or default_device()).startswith("cpu") else 1
 
 
 def make_backend(cfg: Config) -> GenerationBackend:
