@@ -14,6 +14,11 @@ of the built-in short ones: the real prompt lengths and padding of a synthesis b
 (the same tokens for every decoder in float32) and sampled at the synthesis settings (temperature
 0.9, top-p 0.95); sampled token counts differ between decoders (different random streams), and
 rows that end early leave fewer rows per step, so compare like with like over several runs.
+
+`--chains N` (N >= 2) instead times what a synthesis of N chains does with one batch each: the N sampled
+generate calls (seeds 0..N-1) one after another on every thread, then side by side, one thread each
+(daar.perf.side_by_side, what the synthesis stage does on a CPU), alternated `--repeats` times; it prints
+both and whether the side-by-side texts are the one-by-one texts.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decoders", default="hf,loop-dynamic,loop", help="decoders to compare")
     p.add_argument("--prompt-log", type=Path, help="a synthesis attempt log: its first --batch prompts")
     p.add_argument("--dtype", default="auto")
+    p.add_argument("--chains", type=int, default=1, help=">= 2: N chains' batches one by one vs side by side")
+    p.add_argument("--repeats", type=int, default=1, help="with --chains: alternated repetitions")
     args = p.parse_args(argv)
 
     import torch
@@ -54,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
         logged = [json.loads(line) for line in args.prompt_log.read_text().splitlines() if line.strip()]
         chats = [[{"role": "user", "content": e["prompt"]}] for e in logged if "prompt" in e][: args.batch]
+    if args.chains > 1:
+        return _chains(args, chats)
     for decoder in args.decoders.split(","):
         backend = HFBackend(args.model, dtype=args.dtype, batch_size=args.batch,
                             decoder="hf" if decoder.startswith("hf") else "loop",
@@ -77,6 +86,45 @@ def main(argv: list[str] | None = None) -> int:
                                 seconds, flops, peak, tokens=sum(new)), flush=True)
         del backend
         torch.manual_seed(0)
+    return 0
+
+
+def _chains(args, chats) -> int:
+    """N sampled batches one after another (all threads) vs side by side (one thread each), alternated."""
+    import torch
+
+    from daar.perf.roofline import decoder_flops, fraction_line, lm_head_flops, measure_peak
+    from daar.perf.side_by_side import run_side_by_side
+    from daar.synth.backends import HFBackend
+
+    backend = HFBackend(args.model, dtype=args.dtype, batch_size=args.batch)
+    cfg, tok = backend.loaded.model.config, backend.loaded.tokenizer
+    threads = torch.get_num_threads()
+    peak = measure_peak(str(backend.loaded.dtype).replace("torch.", ""),
+                        shapes=[(args.batch, cfg.hidden_size, cfg.intermediate_size)])
+    print(peak.line(), flush=True)
+    backend.generate(chats[:2], max_new_tokens=4, temperature=0)  # warm-up
+    prompts = [len(tok(backend._prompt_text(c))["input_ids"]) for c in chats]
+
+    def job(seed):
+        return lambda: backend.generate(chats, max_new_tokens=args.new_tokens, temperature=0.9, top_p=0.95, seed=seed)
+
+    jobs = [job(seed) for seed in range(args.chains)]
+    texts = {}
+    for rep in range(args.repeats):
+        for how, workers in (("one by one", 1), ("side by side", args.chains)):
+            t0 = time.perf_counter()
+            outs = run_side_by_side(jobs, workers, threads=None if workers > 1 else threads)
+            seconds = time.perf_counter() - t0
+            texts[how] = outs
+            new = [len(tok(o[0], add_special_tokens=False)["input_ids"]) for out in outs for o in out]
+            lens = prompts * args.chains
+            flops = sum(decoder_flops(cfg, [p + n]) - decoder_flops(cfg, [p]) for p, n in zip(lens, new, strict=True))
+            flops += lm_head_flops(cfg, sum(new))
+            label = (f"[{args.chains} chains x {args.batch} prompts, run {rep + 1}] {how} "
+                     f"({'1 thread each' if workers > 1 else f'{threads} threads'}), {sum(new)} generated tokens")
+            print(fraction_line(label, seconds, flops, peak, tokens=sum(new)), flush=True)
+    print(f"side-by-side texts equal to one-by-one texts: {texts['one by one'] == texts['side by side']}")
     return 0
 
 

@@ -135,12 +135,15 @@ class SynthesisSettings(Section):
                                  "run short (answers end mid-sentence), on a GPU 512-1024 lets them finish")
     max_attempts: int = setting(120, minimum=1, metavar="N",
                                 help="generation attempts per domain before the cap stops it (reported)")
-    # 2 chains at batch 64, not 1 at batch 16: the same synthesis time on 2 CPU cores (batch 64 generates ~2x
-    # faster), and every W-4k seed lands in the same probe partition (README, "Independent chains")
+    # 2 chains at batch 64, not 1 at batch 16: the same synthesis time on 2 CPU cores one after another (batch 64
+    # generates ~2x faster), less side by side, and fewer seeds fall into poor probe partitions (README,
+    # "Independent chains")
     synthesis_chains: int = setting(2, minimum=1, metavar="N",
                                     help="independent syntheses (chains, each from its own seed and shown only its "
                                     "own samples), pooled per domain; one chain's samples share a bias that more "
-                                    "samples of the same chain keep (README, \"Independent chains\")")
+                                    "samples of the same chain keep (README, \"Independent chains\"). With local "
+                                    "generation on a CPU the chains run side by side, one per core (the same samples "
+                                    "as one after another)")
     synth_batch: int = setting(64, minimum=1, metavar="N",
                                help="candidates generated per batch, all domains together (2 CPU cores: 64 "
                                "generates ~2x the tokens/s of 16; a GPU takes 128 or more)")
