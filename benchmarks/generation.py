@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from daar.perf.roofline import decoder_flops, fraction_line, lm_head_flops, machine_info, measure_peak
+    from daar.perf.roofline import fraction_line, machine_info
     from daar.synth.backends import HFBackend
 
     print(machine_info().line(), flush=True)
@@ -68,43 +68,53 @@ def main(argv: list[str] | None = None) -> int:
                             decoder="hf" if decoder.startswith("hf") else "loop",
                             kv_cache="dynamic" if decoder == "loop-dynamic" else "growing",
                             cache_implementation="static" if decoder == "hf-static" else None)
-        cfg, tok = backend.loaded.model.config, backend.loaded.tokenizer
-        dtype = str(backend.loaded.dtype).replace("torch.", "")
-        peak = measure_peak(dtype, shapes=[(args.batch, cfg.hidden_size, cfg.intermediate_size)])
-        print(peak.line(), flush=True)
-        backend.generate(chats[:2], max_new_tokens=4, temperature=0)  # warm-up
-        prompts = [len(tok(backend._prompt_text(c))["input_ids"]) for c in chats]
+        peak, prompts = _prepare(backend, args.batch, chats)
         for mode, temperature in (("greedy", 0.0), ("sampled", 0.9)):
             t0 = time.perf_counter()
             outs = backend.generate(chats, max_new_tokens=args.new_tokens, temperature=temperature, top_p=0.95, seed=0)
             seconds = time.perf_counter() - t0
-            new = [len(tok(o[0], add_special_tokens=False)["input_ids"]) for o in outs]
-            # each generated token runs every layer over itself (+ attention to the context) and the LM head
-            flops = sum(decoder_flops(cfg, [p + n]) - decoder_flops(cfg, [p]) for p, n in zip(prompts, new, strict=True))
-            flops += lm_head_flops(cfg, sum(new))
-            print(fraction_line(f"[{args.batch} prompts] {decoder} {mode}, {sum(new)} generated tokens",
-                                seconds, flops, peak, tokens=sum(new)), flush=True)
+            flops, new = _generated_flops(backend, prompts, outs)
+            print(fraction_line(f"[{args.batch} prompts] {decoder} {mode}, {new} generated tokens",
+                                seconds, flops, peak, tokens=new), flush=True)
         del backend
         torch.manual_seed(0)
     return 0
+
+
+def _prepare(backend, batch: int, chats) -> tuple:
+    """The dtype's matrix peak (measured now, printed), a warm-up, and each chat's prompt length in tokens."""
+    from daar.perf.roofline import measure_peak
+
+    cfg, tok = backend.loaded.model.config, backend.loaded.tokenizer
+    peak = measure_peak(str(backend.loaded.dtype).replace("torch.", ""),
+                        shapes=[(batch, cfg.hidden_size, cfg.intermediate_size)])
+    print(peak.line(), flush=True)
+    backend.generate(chats[:2], max_new_tokens=4, temperature=0)  # warm-up
+    return peak, [len(tok(backend._prompt_text(c))["input_ids"]) for c in chats]
+
+
+def _generated_flops(backend, prompts: list[int], outs) -> tuple[float, int]:
+    """(model FLOPs, tokens) of the replies `outs` (generate's output, one reply per prompt): each generated
+    token runs every layer over itself (+ attention to its context) and the LM head."""
+    from daar.perf.roofline import decoder_flops, lm_head_flops
+
+    cfg, tok = backend.loaded.model.config, backend.loaded.tokenizer
+    new = [len(tok(o[0], add_special_tokens=False)["input_ids"]) for o in outs]
+    flops = sum(decoder_flops(cfg, [p + n]) - decoder_flops(cfg, [p]) for p, n in zip(prompts, new, strict=True))
+    return flops + lm_head_flops(cfg, sum(new)), sum(new)
 
 
 def _chains(args, chats) -> int:
     """N sampled batches one after another (all threads) vs side by side (one thread each), alternated."""
     import torch
 
-    from daar.perf.roofline import decoder_flops, fraction_line, lm_head_flops, measure_peak
+    from daar.perf.roofline import fraction_line
     from daar.perf.side_by_side import run_side_by_side
     from daar.synth.backends import HFBackend
 
     backend = HFBackend(args.model, dtype=args.dtype, batch_size=args.batch)
-    cfg, tok = backend.loaded.model.config, backend.loaded.tokenizer
     threads = torch.get_num_threads()
-    peak = measure_peak(str(backend.loaded.dtype).replace("torch.", ""),
-                        shapes=[(args.batch, cfg.hidden_size, cfg.intermediate_size)])
-    print(peak.line(), flush=True)
-    backend.generate(chats[:2], max_new_tokens=4, temperature=0)  # warm-up
-    prompts = [len(tok(backend._prompt_text(c))["input_ids"]) for c in chats]
+    peak, prompts = _prepare(backend, args.batch, chats)
 
     def job(seed):
         return lambda: backend.generate(chats, max_new_tokens=args.new_tokens, temperature=0.9, top_p=0.95, seed=seed)
@@ -117,13 +127,10 @@ def _chains(args, chats) -> int:
             outs = run_side_by_side(jobs, workers, threads=None if workers > 1 else threads)
             seconds = time.perf_counter() - t0
             texts[how] = outs
-            new = [len(tok(o[0], add_special_tokens=False)["input_ids"]) for out in outs for o in out]
-            lens = prompts * args.chains
-            flops = sum(decoder_flops(cfg, [p + n]) - decoder_flops(cfg, [p]) for p, n in zip(lens, new, strict=True))
-            flops += lm_head_flops(cfg, sum(new))
+            flops, new = _generated_flops(backend, prompts * args.chains, [o for out in outs for o in out])
             label = (f"[{args.chains} chains x {args.batch} prompts, run {rep + 1}] {how} "
-                     f"({'1 thread each' if workers > 1 else f'{threads} threads'}), {sum(new)} generated tokens")
-            print(fraction_line(label, seconds, flops, peak, tokens=sum(new)), flush=True)
+                     f"({'1 thread each' if workers > 1 else f'{threads} threads'}), {new} generated tokens")
+            print(fraction_line(label, seconds, flops, peak, tokens=new), flush=True)
     print(f"side-by-side texts equal to one-by-one texts: {texts['one by one'] == texts['side by side']}")
     return 0
 

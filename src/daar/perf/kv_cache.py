@@ -7,7 +7,8 @@ the copy but attends over its full preallocated length at every step and cannot 
 layer keeps one buffer per layer with room for the whole prompt plus the new tokens, writes each step
 into the next free position, and hands attention a view of the filled part: the same values, the same
 lengths, so the model computes exactly what it computes with DynamicLayer (tests/perf/test_generation.py
-checks the decoded tokens against DynamicCache, and each step's keys and values against DynamicLayer's). Rows that end are dropped as before (`batch_select_indices`).
+checks the decoded tokens against DynamicCache, and each step's keys and values against DynamicLayer's).
+Rows that end are dropped as before (`batch_select_indices`).
 """
 
 from __future__ import annotations

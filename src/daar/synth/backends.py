@@ -62,9 +62,9 @@ def _json_scanners(prefix: str, rows: int) -> list:
     return scanners
 
 
-def _json_stop(tokenizer, scanners: list, lock: Any = None) -> Callable[[int, int], bool]:
-    """decode()'s stop rule for JSON replies: a row ends once its first JSON value has closed."""
-    lock = lock or threading.Lock()
+def _json_stop(tokenizer, scanners: list, lock: Any) -> Callable[[int, int], bool]:
+    """decode()'s stop rule for JSON replies: a row ends once its first JSON value has closed (the token is
+    decoded under `lock`, the tokenizer's lock, since other threads may use the tokenizer meanwhile)."""
 
     def stop(row: int, token: int) -> bool:
         with lock:
@@ -199,9 +199,7 @@ class HFBackend(GenerationBackend):
         # A fast tokenizer used from two threads at once can fail ("Already borrowed") when one call changes
         # its padding or truncation state; the model itself is only read, so only the tokenizer is locked.
         self._tokenizer_lock = threading.Lock()
-        # side by side on the CPU (one call per core, each on its own thread), one at a time on a GPU; the
-        # "hf" decoder draws from torch's global generator, which concurrent calls would share
-        self.concurrent_calls = cpu_concurrency() if str(self.loaded.device).startswith("cpu") and self.decoder == "loop" else 1
+        self.concurrent_calls = local_concurrency(self.loaded.device, self.decoder)
 
     def _prompt_text(self, chat: Chat) -> str:
         tok = self.loaded.tokenizer
@@ -294,11 +292,13 @@ def backend_identity(cfg: Config) -> str:
     return model_identity(model)  # = HFBackend.identity
 
 
-def cpu_concurrency() -> int:
-    """Generate calls worth running side by side on this CPU: one per intra-op thread torch would use."""
+def local_concurrency(device: str, decoder: str = "loop") -> int:
+    """HFBackend's `concurrent_calls`: on a CPU with daar's loop, one call per intra-op thread torch would use
+    (each call then on its own thread and core); on a GPU one at a time, and with transformers' `generate`
+    too (it draws from torch's global generator, which concurrent calls would share)."""
     import torch
 
-    return max(1, torch.get_num_threads())
+    return max(1, torch.get_num_threads()) if str(device).startswith("cpu") and decoder == "loop" else 1
 
 
 def backend_concurrency(cfg: Config) -> int:
@@ -307,7 +307,7 @@ def backend_concurrency(cfg: Config) -> int:
         return OpenAIBackend.concurrent_calls
     from daar.models.loading import default_device
 
-    return cpu_concurrency() if (cfg.lm.device or default_device()).startswith("cpu") else 1
+    return local_concurrency(cfg.lm.device or default_device())
 
 
 def make_backend(cfg: Config) -> GenerationBackend:
