@@ -235,9 +235,9 @@ def _stack_groups(members: list[int], d: int, out: int, workers: int = 1) -> lis
 def _fit_stacked(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: HeadTraining, desc: str,
                  members: list[int]) -> list[TrainedHead]:
     """The members `members` of an ensemble (seeds as _fit's `member`), on the one split and standardisation."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from tqdm.auto import tqdm
+
+    from daar.perf.side_by_side import run_side_by_side
 
     x = np.asarray(x, dtype=np.float32)
     train_idx, val_idx = _split(len(x), s)
@@ -259,11 +259,8 @@ def _fit_stacked(x: np.ndarray, y: np.ndarray, out: int, loss_name: str, s: Head
                 return _train_stacked(z, y, loss_name, s, train_idx, nets=[nets[m] for m in group],
                                       seeds=[seeds[m] for m in group], bar=bar, elementwise_threads=threads)
 
-        if workers == 1:
-            results = [train(g) for g in groups]
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="daar-heads") as pool:
-                results = list(pool.map(train, groups))  # re-raises a stack's error here
+        # one stack per thread (one after another in this thread when workers is 1); a stack's error is re-raised here
+        results = run_side_by_side([lambda g=g: train(g) for g in groups], workers, name="daar-heads")
     heads = []
     for states, histories in results:
         heads += [TrainedHead(state=st, d=x.shape[1], out=out, mean=mean.astype(np.float32),

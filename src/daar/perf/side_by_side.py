@@ -2,9 +2,10 @@
 
 Why: on 2 CPU cores a decode step's matrix products are small (tens of rows), and torch splitting one of
 them over two OpenMP threads reached 51 GFLOP/s where two such products on one thread each reached 79
-(README, Generation: "Chains side by side"). Jobs that do not depend on each other (the synthesis chains)
-therefore run one per CPU instead of one after another on all of them; torch's kernels release the GIL,
-so Python threads are enough and the model's weights are shared.
+(README, Generation: "The synthesis chains side by side"). Jobs that do not depend on each other (the
+synthesis chains; the head ensemble's stacks, daar.method.mlp) therefore run one per CPU instead of one
+after another on all of them; torch's kernels release the GIL, so Python threads are enough and the
+model's weights are shared.
 
 Threads are daemons and the caller waits in short joins, so Ctrl-C stops the run at once instead of
 waiting for every job to finish (the synthesis' attempt logs make an interrupted chain resumable).
