@@ -85,7 +85,7 @@ def _convert_bundled(target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = _bundled_gguf()
-    log.info("converting the bundled model %s into %s (one time, ~15 s)", gguf.name, target)
+    log.info("converting the bundled model %s into %s (one time, ~25 s)", gguf.name, target)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     with _gguf_parsed_once():
