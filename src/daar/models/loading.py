@@ -9,7 +9,6 @@ plain LlamaForCausalLM from its config, and save that into the cache; every late
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import importlib.util
 import json
@@ -57,7 +56,7 @@ def _gguf_parsed_once() -> Iterator[dict[tuple[str, str], Any]]:
     GGUFReaders; each reads the 49k-entry vocabulary and merges field by field through numpy memmaps, ~6 s
     on a 2-core CPU) and builds gguf's TensorNameMap once per submodule (~400 times, ~9 s): ~40 of the
     conversion's ~50 s. Both are pure functions of their arguments here (the file is read-only, the map is
-    only looked up), so sharing them changes no byte of the converted folder (tests/models). transformers
+    only looked up), so sharing them changes no byte of the converted folder (tests/test_model_conversion.py). transformers
     imports both names from `gguf` inside its functions, so patching the module's attributes reaches it;
     where a version imports them otherwise, the patch goes unused and the conversion is merely slower.
     """
@@ -82,7 +81,7 @@ def _gguf_parsed_once() -> Iterator[dict[tuple[str, str], Any]]:
 def _convert_bundled(target: Path) -> None:
     """Dequantise the bundled GGUF into a plain HF folder (once; atomic via a temp folder + rename)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     gguf = _bundled_gguf()
     log.info("converting the bundled model %s into %s (one time, ~25 s)", gguf.name, target)
@@ -90,8 +89,8 @@ def _convert_bundled(target: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     with _gguf_parsed_once():
         quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)  # as the file states it
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    config = copy.deepcopy(quantised.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.name_or_path = BUNDLED_NAME
