@@ -36,9 +36,9 @@ def test_transformers_reads_each_file_once_inside_and_gets_the_same_config(tmp_p
         first = AutoConfig.from_pretrained(tmp_path, gguf_file="a.gguf").to_dict()
         again = AutoConfig.from_pretrained(tmp_path, gguf_file="a.gguf").to_dict()
         assert len(readers) == 1  # transformers went through the shared reader, and only one was built
-        other = gguf.GGUFReader(tmp_path / "b.gguf")
-        assert len(readers) == 2 and other is not readers[next(iter(readers))]
-        assert gguf.GGUFReader(tmp_path / "a.gguf") is gguf.GGUFReader(str(tmp_path / "a.gguf"))
+        a = gguf.GGUFReader(tmp_path / "a.gguf")
+        assert a is gguf.GGUFReader(str(tmp_path / "a.gguf"))  # one reader per real path, str or Path
+        assert gguf.GGUFReader(tmp_path / "b.gguf") is not a and len(readers) == 2
     assert first == again == alone
 
 
@@ -72,13 +72,12 @@ def test_the_bundled_conversion_writes_the_same_bytes_with_and_without_sharing(t
     except ConfigError as exc:
         pytest.skip(str(exc))
 
-    folders = {}
-    for how in ("shared", "apart"):
-        if how == "apart":  # transformers' own path: a reader per load, a name map per submodule
-            monkeypatch.setattr(loading, "_gguf_parsed_once", lambda: contextlib.nullcontext({}))
-        folders[how] = tmp_path / how / "model"
-        loading._convert_bundled(folders[how])
-    names = sorted(p.name for p in folders["shared"].iterdir())
-    assert names == sorted(p.name for p in folders["apart"].iterdir()) and "model.safetensors" in names
+    shared, apart = tmp_path / "shared" / "model", tmp_path / "apart" / "model"
+    loading._convert_bundled(shared)
+    # transformers' own path: a reader per load, a name map per submodule
+    monkeypatch.setattr(loading, "_gguf_parsed_once", lambda: contextlib.nullcontext({}))
+    loading._convert_bundled(apart)
+    names = sorted(p.name for p in shared.iterdir())
+    assert names == sorted(p.name for p in apart.iterdir()) and "model.safetensors" in names
     for name in names:
-        assert (folders["shared"] / name).read_bytes() == (folders["apart"] / name).read_bytes(), name
+        assert (shared / name).read_bytes() == (apart / name).read_bytes(), name
