@@ -42,7 +42,8 @@ class ScriptedBackend(GenerationBackend):
         self.questions, self.answers, self.calls = list(questions), list(answers), []
 
     def generate(self, prompts, *, n=1, temperature=0.9, top_p=0.95, max_new_tokens=512, seed=None, prefix=""):
-        self.calls.append({"prompts": prompts, "prefix": prefix, "max_new_tokens": max_new_tokens})
+        self.calls.append({"prompts": prompts, "prefix": prefix, "max_new_tokens": max_new_tokens,
+                           "temperature": temperature})
         queue = self.questions if prefix else self.answers
         return [[prefix + (queue.pop(0) if queue else "")] for _ in prompts]
 
@@ -139,8 +140,9 @@ def test_new_settings_reach_the_synthesis_fingerprint():
                          dedup=None).fingerprint
 
     base = fp()
-    changed = [fp(synthesis_mode="json"), fp(question_tokens=32), fp(answer_tokens=512), fp(synthesis_chains=3)]
-    assert len({base, *changed}) == 5
+    changed = [fp(synthesis_mode="json"), fp(question_tokens=32), fp(answer_tokens=512), fp(synthesis_chains=3),
+               fp(answer_temperature=0.0), fp(answer_temperature=0.5)]
+    assert len({base, *changed}) == 7
     assert fp() == base
 
 
@@ -312,3 +314,19 @@ def test_real_model_chains_side_by_side_match_chains_one_by_one(tiny_llama, tmp_
         logs.append([(store.workdir(stage) / n).read_text() for n in ("attempts.jsonl", "attempts-chain1.jsonl")])
     assert metas[0] == metas[1] and logs[0] == logs[1]
     assert all(log.count("round_done") >= 1 for log in logs[1])
+
+
+def test_answers_sample_at_their_own_temperature_and_questions_at_their_phase_s(tmp_path):
+    def temperatures(**kw):
+        questions = [f'Why do task {i}?"' for i in range(1, 20)]
+        backend = ScriptedBackend(questions, [f"Because of {i}." for i in range(1, 20)])
+        s = two_step(seed_temperature=0.7, augment_temperature=0.8, **kw)
+        Synthesizer(DOMS[:1], backend, _embed, s, 3, tmp_path / f"log-{len(kw)}.jsonl").run()
+        asked = [(c["prefix"] != "", c["temperature"]) for c in backend.calls]
+        return [t for q, t in asked if q], [t for q, t in asked if not q]
+
+    questions, answers = temperatures()  # unset: an answer samples at its phase's temperature, as before
+    assert questions == answers and questions[0] == 0.7 and set(questions[1:]) == {0.8}
+    questions, answers = temperatures(answer_temperature=0.0)
+    assert questions[0] == 0.7 and set(questions[1:]) == {0.8}  # the questions are untouched
+    assert answers and set(answers) == {0.0}

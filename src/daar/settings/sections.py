@@ -123,6 +123,9 @@ class SynthesisSettings(Section):
                          "domain uses 0.90)")
     seed_temperature: float = setting(0.9, minimum=0, help="sampling temperature of the phase-1 seeds")
     augment_temperature: float = setting(0.95, minimum=0, help="sampling temperature of the phase-2 candidates")
+    answer_temperature: float | None = setting(None, minimum=0, metavar="T",
+                                               help="two-step mode: sampling temperature of the answers (0: "
+                                               "greedy); unset: the phase's temperature")
     top_p: float = setting(0.95, help="nucleus sampling mass of both phases")
     max_new_tokens: int = setting(2048, minimum=1, metavar="N",
                                   help="json mode: length limit of a reply (the paper's 2048 suits a GPU; 160-256 "

@@ -66,6 +66,7 @@ class SynthSettings(Protocol):
     tau: float
     seed_temperature: float
     augment_temperature: float
+    answer_temperature: float | None  # two-step answers; None: the phase's temperature
     top_p: float
     synthesis_mode: str  # "two-step" or "json"
     max_new_tokens: int  # json mode
@@ -231,7 +232,7 @@ class Synthesizer:
         return jobs
 
     def _generate(self, jobs: list[Job], chats: list[Chat], rng: random.Random, max_new_tokens: int,
-                  prefix: str) -> list[str]:
+                  prefix: str, temperature: float | None = None) -> list[str]:
         """One reply per chat, all domains in one generate() call per phase (the phases sample at their
         own temperatures, so only a round that mixes phases makes two calls)."""
         by_phase: dict[int, list[int]] = {}
@@ -240,6 +241,7 @@ class Synthesizer:
         outputs: list[str] = [""] * len(jobs)
         for phase, idx in sorted(by_phase.items()):
             temp = self.s.seed_temperature if phase == 1 else self.s.augment_temperature
+            temp = temp if temperature is None else temperature
             gen = self.backend.generate([chats[i] for i in idx], n=1, temperature=temp, top_p=self.s.top_p,
                                         max_new_tokens=max_new_tokens, seed=rng.randrange(2**31), prefix=prefix)
             for i, outs in zip(idx, gen, strict=True):
@@ -299,7 +301,7 @@ class Synthesizer:
             verdicts.append(verdict)
         asked = [i for i, v in enumerate(verdicts) if v.ok]
         answers = self._generate([jobs[i] for i in asked], [answer_prompt(verdicts[i].text) for i in asked],
-                                 rng, self.s.answer_tokens, "")
+                                 rng, self.s.answer_tokens, "", temperature=self.s.answer_temperature)
         raw_answers = dict(zip(asked, answers, strict=True))
         entries = []
         for i, (job, question) in enumerate(zip(jobs, verdicts, strict=True)):
