@@ -73,6 +73,24 @@ def test_task_names_and_data_dir_errors(tmp_path):
         task_config(BENCHMARKS["nq"], tmp_path, {}, {})
 
 
+def test_benchmark_files_are_needed_only_by_benchmark_tasks(tmp_path, monkeypatch):
+    """Where no ../shared/data/eval exists (beside the project or the working directory), a benchmark
+    task is refused before anything loads, while heldout-loss with its pool folder given runs without it."""
+    from daar.evaluate import runner
+
+    monkeypatch.setattr(runner, "project_root", lambda: tmp_path / "project")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="no benchmark data"):
+        resolve_data_dir(None)
+    assert resolve_data_dir(None, required=False) is None
+    assert runner.resolve_pool_dir(None, {"pool_dir": str(tmp_path)}) == tmp_path
+    with pytest.raises(ConfigError, match="heldout-loss needs the pool files"):
+        runner.resolve_pool_dir(None, {})
+    (tmp_path / "shared" / "data" / "eval").mkdir(parents=True)  # ../shared beside the working directory
+    monkeypatch.chdir(tmp_path / "shared")
+    assert resolve_data_dir(None, required=False) == tmp_path / "shared" / "data" / "eval"
+
+
 def test_mmlu_is_a_zero_shot_cloze_over_the_answer_texts(eval_data):
     task = _task("mmlu", eval_data)
     doc = task.eval_docs[0]

@@ -54,8 +54,9 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[3]
 
 
-def resolve_data_dir(data_dir: str | None) -> Path:
-    """--data-dir, else ../shared/data/eval beside the project (or the working directory) when present."""
+def resolve_data_dir(data_dir: str | None, required: bool = True) -> Path | None:
+    """--data-dir, else ../shared/data/eval beside the project (or the working directory) when present.
+    Not `required` (only heldout-loss, its pool folder given): None when neither exists."""
     if data_dir:
         path = Path(data_dir).expanduser()
         if not path.is_dir():
@@ -65,13 +66,15 @@ def resolve_data_dir(data_dir: str | None) -> Path:
         candidate = base.parent / "shared" / "data" / "eval"
         if candidate.is_dir():
             return candidate
+    if not required:
+        return None
     raise ConfigError(f"no benchmark data: ../shared/data/eval does not exist here; {DATA_HINT}")
 
 
-def resolve_pool_dir(data_dir: Path, extra: dict[str, Any]) -> Path:
+def resolve_pool_dir(data_dir: Path | None, extra: dict[str, Any]) -> Path:
     if extra.get("pool_dir"):
         return Path(extra["pool_dir"]).expanduser()
-    for candidate in (data_dir.parent / "pool", data_dir / "pool"):
+    for candidate in (() if data_dir is None else (data_dir.parent / "pool", data_dir / "pool")):
         if candidate.is_dir():
             return candidate
     raise ConfigError(f"heldout-loss needs the pool files: no pool/ folder beside {data_dir}; "
@@ -181,13 +184,15 @@ def evaluate(cfg: Config | dict[str, Any] | None = None, **kwargs: Any) -> dict[
         from daar.evaluate.sandbox import require_isolation
 
         require_isolation(cfg.eval.allow_unsandboxed_code)
-    data_dir = resolve_data_dir(cfg.eval.data_dir)
+    # the benchmark files are needed unless every task is heldout-loss with its pool folder given
+    needs_benchmarks = any(n != HELDOUT for n in names) or not cfg.baselines.extra.get("pool_dir")
+    data_dir = resolve_data_dir(cfg.eval.data_dir, required=needs_benchmarks)
     # the run folder's lock, as `daar select` takes it: a second eval into this --out fails at once
     with folder_lock(cfg.run.out):
         return _evaluate(cfg, names, data_dir)
 
 
-def _evaluate(cfg: Config, names: list[str], data_dir: Path) -> dict[str, Any]:
+def _evaluate(cfg: Config, names: list[str], data_dir: Path | None) -> dict[str, Any]:
     out = Path(cfg.run.out)
     if "torch" not in sys.modules:
         # Idle OpenMP threads spin by default; on a busy CPU that made greedy decoding ~20x slower here
@@ -203,7 +208,7 @@ def _evaluate(cfg: Config, names: list[str], data_dir: Path) -> dict[str, Any]:
             "limit": e.limit, "max_length": cfg.features.max_length, "daar": __version__, "code": _code_hash(),
             "template": cfg.input.template, "eval_batch_size": e.eval_batch_size, "extra": extra}
     model = _Model(cfg)
-    results: dict[str, Any] = {"model": cfg.lm.model, "adapter": cfg.eval.adapter, "data_dir": str(data_dir),
+    results: dict[str, Any] = {"model": cfg.lm.model, "adapter": cfg.eval.adapter, "data_dir": None if data_dir is None else str(data_dir),
                                "seed": cfg.run.seed, "limit": cfg.eval.limit, "dtype": cfg.lm.dtype, "tasks": {}}
     t_start = time.perf_counter()
     for i, name in enumerate(names, start=1):
@@ -231,7 +236,7 @@ def _evaluate(cfg: Config, names: list[str], data_dir: Path) -> dict[str, Any]:
     return results
 
 
-def _task_parts(name: str, data_dir: Path, extra: dict[str, Any]) -> dict[str, Any]:
+def _task_parts(name: str, data_dir: Path | None, extra: dict[str, Any]) -> dict[str, Any]:
     if name == HELDOUT:
         pool = resolve_pool_dir(data_dir, extra)
         from daar.evaluate import heldout
@@ -254,7 +259,7 @@ def _cached(path: Path, fingerprint: str) -> dict[str, Any] | None:
     return summary if summary.get("fingerprint") == fingerprint else None
 
 
-def _run_task(name: str, model: _Model, cfg: Config, data_dir: Path, raw: Path, extra: dict[str, Any]) -> dict:
+def _run_task(name: str, model: _Model, cfg: Config, data_dir: Path | None, raw: Path, extra: dict[str, Any]) -> dict:
     if name == HELDOUT:
         from daar.data import Renderer
 
