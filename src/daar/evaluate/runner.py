@@ -208,8 +208,8 @@ def _evaluate(cfg: Config, names: list[str], data_dir: Path | None) -> dict[str,
             "limit": e.limit, "max_length": cfg.features.max_length, "daar": __version__, "code": _code_hash(),
             "template": cfg.input.template, "eval_batch_size": e.eval_batch_size, "extra": extra}
     model = _Model(cfg)
-    results: dict[str, Any] = {"model": cfg.lm.model, "adapter": cfg.eval.adapter, "data_dir": None if data_dir is None else str(data_dir),
-                               "seed": cfg.run.seed, "limit": cfg.eval.limit, "dtype": cfg.lm.dtype, "tasks": {}}
+    results: dict[str, Any] = {"model": cfg.lm.model, "adapter": cfg.eval.adapter,
+                               "data_dir": None if data_dir is None else str(data_dir), "seed": cfg.run.seed, "limit": cfg.eval.limit, "dtype": cfg.lm.dtype, "tasks": {}}
     t_start = time.perf_counter()
     for i, name in enumerate(names, start=1):
         raw = out / "raw" / name

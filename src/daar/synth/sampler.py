@@ -234,7 +234,8 @@ class Synthesizer:
     def _generate(self, jobs: list[Job], chats: list[Chat], rng: random.Random, max_new_tokens: int,
                   prefix: str, temperature: float | None = None) -> list[str]:
         """One reply per chat, all domains in one generate() call per phase (the phases sample at their
-        own temperatures, so only a round that mixes phases makes two calls)."""
+        own temperatures, so only a round that mixes phases makes two calls). `temperature`, where given,
+        replaces both phases' (the two-step answers' own setting)."""
         by_phase: dict[int, list[int]] = {}
         for i, job in enumerate(jobs):
             by_phase.setdefault(job.phase, []).append(i)
