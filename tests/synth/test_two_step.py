@@ -316,7 +316,7 @@ def test_real_model_chains_side_by_side_match_chains_one_by_one(tiny_llama, tmp_
     assert all(log.count("round_done") >= 1 for log in logs[1])
 
 
-def test_answers_sample_at_their_own_temperature_and_questions_at_their_phase_s(tmp_path):
+def test_answers_sample_at_their_own_temperature_and_questions_at_their_phases(tmp_path):
     def temperatures(**kw):
         questions = [f'Why do task {i}?"' for i in range(1, 20)]
         backend = ScriptedBackend(questions, [f"Because of {i}." for i in range(1, 20)])

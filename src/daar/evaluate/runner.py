@@ -209,7 +209,8 @@ def _evaluate(cfg: Config, names: list[str], data_dir: Path | None) -> dict[str,
             "template": cfg.input.template, "eval_batch_size": e.eval_batch_size, "extra": extra}
     model = _Model(cfg)
     results: dict[str, Any] = {"model": cfg.lm.model, "adapter": cfg.eval.adapter,
-                               "data_dir": None if data_dir is None else str(data_dir), "seed": cfg.run.seed, "limit": cfg.eval.limit, "dtype": cfg.lm.dtype, "tasks": {}}
+                               "data_dir": None if data_dir is None else str(data_dir), "seed": cfg.run.seed,
+                               "limit": cfg.eval.limit, "dtype": cfg.lm.dtype, "tasks": {}}
     t_start = time.perf_counter()
     for i, name in enumerate(names, start=1):
         raw = out / "raw" / name
@@ -259,7 +260,8 @@ def _cached(path: Path, fingerprint: str) -> dict[str, Any] | None:
     return summary if summary.get("fingerprint") == fingerprint else None
 
 
-def _run_task(name: str, model: _Model, cfg: Config, data_dir: Path | None, raw: Path, extra: dict[str, Any]) -> dict:
+def _run_task(name: str, model: _Model, cfg: Config, data_dir: Path | None, raw: Path,
+              extra: dict[str, Any]) -> dict:
     if name == HELDOUT:
         from daar.data import Renderer
 
